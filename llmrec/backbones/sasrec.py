@@ -1,0 +1,109 @@
+"""SASRec (Kang & McAuley, ICDM 2018): causal self-attention over the item sequence.
+
+Two training losses:
+
+* ``ce`` (default): softmax cross-entropy over all items at every position, the strong modern
+  form (Klenitskiy & Vasilev, RecSys 2023, "Turning Dross Into Gold Loss").
+* ``bce``: the original sampled form, binary cross-entropy of each target against
+  ``n_negatives`` uniformly sampled items per position.
+
+Blocks are pre-LayerNorm with a final LayerNorm (the original code's layout); input and output
+item embeddings are shared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from llmrec.backbones.base import Backbone
+from llmrec.backbones.layers import TransformerBlock, causal_mask
+
+
+@dataclass(kw_only=True)
+class SASRecConfig:
+    n_items: int = 0
+    """Number of real items (filled from the data); ids 1..n_items, 0 is padding."""
+    max_len: int = 50
+    """Input sequence length (filled from data.max_len)."""
+    hidden: int = 64
+    """Embedding and model width."""
+    n_layers: int = 2
+    """Transformer blocks."""
+    n_heads: int = 2
+    """Attention heads."""
+    inner: int = 256
+    """Feed-forward width."""
+    dropout: float = 0.2
+    """Dropout on embeddings, attention and block outputs."""
+    loss: Literal["ce", "bce"] = "ce"
+    """ce: full softmax over items at every position; bce: sampled negatives."""
+    n_negatives: int = 1
+    """Negatives per position for the bce loss."""
+    init_std: float = 0.02
+    """Std of the normal initialisation of linear and embedding weights."""
+
+
+class SASRec(Backbone):
+    config_class = SASRecConfig
+    requires = frozenset({"items"})
+
+    def __init__(self, config: SASRecConfig):
+        super().__init__(config)
+        c = config
+        if c.n_items <= 0:
+            raise ValueError("SASRecConfig.n_items must be set from the data")
+        self.item_emb = nn.Embedding(c.n_items + 1, c.hidden, padding_idx=0)
+        self.pos_emb = nn.Embedding(c.max_len, c.hidden)
+        self.drop = nn.Dropout(c.dropout)
+        self.blocks = nn.ModuleList(TransformerBlock(c.hidden, c.n_heads, c.inner, c.dropout)
+                                    for _ in range(c.n_layers))
+        self.ln = nn.LayerNorm(c.hidden)
+        self.apply(self._init)
+
+    def _init(self, module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=self.config.init_std)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()
+
+    def sequence(self, items: torch.Tensor) -> torch.Tensor:
+        """(B, L) item ids -> (B, L, D) hidden states; position L-1 is the latest item."""
+        L = items.size(1)
+        pos = torch.arange(L, device=items.device)
+        x = self.item_emb(items) * (self.config.hidden ** 0.5) + self.pos_emb(pos)  # (B, L, D)
+        x = self.drop(x) * (items != 0).unsqueeze(-1)
+        mask = causal_mask(items)
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.ln(x)
+
+    def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.sequence(batch["items"])[:, -1]  # (B, D)
+
+    def item_embeddings(self) -> torch.Tensor:
+        return self.item_emb.weight
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        hidden = self.sequence(batch["items"])  # (B, L, D)
+        targets = batch["targets"]  # (B, L)
+        valid = targets != 0
+        h = hidden[valid]  # (T, D)
+        t = targets[valid]  # (T,)
+        if self.config.loss == "ce":
+            logits = h @ self.item_emb.weight.T  # (T, N+1)
+            logits[:, 0] = float("-inf")
+            return F.cross_entropy(logits, t)
+        neg = torch.randint(1, self.config.n_items + 1, (t.size(0), self.config.n_negatives),
+                            device=t.device)  # (T, K)
+        pos_logit = (h * self.item_emb(t)).sum(-1)  # (T,)
+        neg_logit = torch.einsum("td,tkd->tk", h, self.item_emb(neg))  # (T, K)
+        return (F.binary_cross_entropy_with_logits(pos_logit, torch.ones_like(pos_logit))
+                + F.binary_cross_entropy_with_logits(neg_logit, torch.zeros_like(neg_logit)))

@@ -1,0 +1,271 @@
+"""Preprocessing: filter, de-duplicate, k-core, remap ids, order, split, cache.
+
+The result, :class:`Prepared`, is a flat interaction table sorted by (user, time, input order)
+with per-user offsets, plus the vocabularies that map dense ids back to the source's ids. User ids
+are 0..U-1; item ids are 1..N with 0 reserved for padding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from llmrec.config import DataConfig, to_dict
+from llmrec.data.schema import RawData
+from llmrec.errors import DataError
+
+FORMAT_VERSION = 1
+TRAIN, VALID, TEST = 0, 1, 2
+PAD = "[PAD]"
+
+
+@dataclass
+class Prepared:
+    name: str
+    user: np.ndarray
+    """(M,) int64 dense user id, sorted."""
+    item: np.ndarray
+    """(M,) int64 dense item id in 1..N."""
+    timestamp: np.ndarray
+    """(M,) float64 seconds, NaN when the source has none."""
+    behaviors: np.ndarray
+    """(M,) int64 bit mask over behavior_vocab."""
+    scene: np.ndarray
+    """(M,) int64 index into scene_vocab (0 = no scene)."""
+    rating: np.ndarray
+    """(M,) float64, NaN when absent."""
+    split: np.ndarray
+    """(M,) int8: 0 train, 1 valid, 2 test."""
+    offsets: np.ndarray
+    """(U+1,) rows of user u are offsets[u]:offsets[u+1]."""
+    user_vocab: list[str]
+    item_vocab: list[str]
+    """item_vocab[0] is the padding token."""
+    scene_vocab: list[str]
+    behavior_vocab: list[str]
+    target_behavior: str
+    meta: dict[str, Any] = field(default_factory=dict)
+    items: pd.DataFrame | None = None
+    """Indexed by dense item id: title, categories, description."""
+    users: pd.DataFrame | None = None
+    explanations: pd.DataFrame | None = None
+    """user, item (dense ids), explanation, ..., split (train/valid/test/zero_shot/excluded)."""
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_vocab)
+
+    @property
+    def n_items(self) -> int:
+        """Number of real items (ids 1..n_items)."""
+        return len(self.item_vocab) - 1
+
+    def rows(self, u: int) -> slice:
+        return slice(int(self.offsets[u]), int(self.offsets[u + 1]))
+
+    def save(self, folder: str | Path) -> None:
+        """Write atomically: into a temporary sibling folder, then rename."""
+        folder = Path(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+        try:
+            np.savez(tmp / "arrays.npz", user=self.user, item=self.item, timestamp=self.timestamp,
+                     behaviors=self.behaviors, scene=self.scene, rating=self.rating, split=self.split,
+                     offsets=self.offsets)
+            vocab = dict(user=self.user_vocab, item=self.item_vocab, scene=self.scene_vocab,
+                         behavior=self.behavior_vocab, target_behavior=self.target_behavior)
+            (tmp / "vocab.json").write_text(json.dumps(vocab))
+            (tmp / "meta.json").write_text(json.dumps({"name": self.name, **self.meta}, indent=1))
+            for key in ("items", "users", "explanations"):
+                table = getattr(self, key)
+                if table is not None:
+                    table.to_parquet(tmp / f"{key}.parquet")
+            if folder.exists():
+                shutil.rmtree(folder)
+            os.replace(tmp, folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "Prepared":
+        folder = Path(folder)
+        arrays = np.load(folder / "arrays.npz")
+        vocab = json.loads((folder / "vocab.json").read_text())
+        meta = json.loads((folder / "meta.json").read_text())
+        tables = {k: pd.read_parquet(folder / f"{k}.parquet") if (folder / f"{k}.parquet").exists()
+                  else None for k in ("items", "users", "explanations")}
+        return cls(name=meta.pop("name"), **{k: arrays[k] for k in arrays.files},
+                   user_vocab=vocab["user"], item_vocab=vocab["item"], scene_vocab=vocab["scene"],
+                   behavior_vocab=vocab["behavior"], target_behavior=vocab["target_behavior"],
+                   meta=meta, **tables)
+
+
+def _sorted_ids(values: pd.Series) -> list[str]:
+    """Unique ids in numeric order when they are all integers, else lexical."""
+    unique = pd.unique(values)
+    numeric = pd.to_numeric(pd.Series(unique), errors="coerce")
+    if numeric.notna().all():
+        return [str(v) for v in pd.Series(unique)[np.argsort(numeric.to_numpy(), kind="stable")]]
+    return sorted(str(v) for v in unique)
+
+
+def k_core(inter: pd.DataFrame, min_user: int, min_item: int) -> pd.DataFrame:
+    """Repeatedly drop users and items below the thresholds until none is left below."""
+    while min_user > 1 or min_item > 1:
+        users = inter.groupby("user")["item"].transform("size")
+        items = inter.groupby("item")["user"].transform("size")
+        keep = (users >= min_user) & (items >= min_item)
+        if keep.all():
+            break
+        inter = inter.loc[keep]
+    return inter
+
+
+def dedup(inter: pd.DataFrame, keep: str) -> pd.DataFrame:
+    """Collapse repeated (user, item) rows into one, keeping first or last; behaviour sets are OR-ed."""
+    merged = inter.groupby(["user", "item"], sort=False)["behaviors"].transform(
+        lambda s: np.bitwise_or.reduce(s.to_numpy()))
+    inter = inter.assign(behaviors=merged.astype(np.int64))
+    return inter.loc[~inter.duplicated(["user", "item"], keep=keep)]
+
+
+def assign_split(counts: np.ndarray, offsets: np.ndarray, timestamp: np.ndarray,
+                 cfg: DataConfig) -> tuple[np.ndarray, str]:
+    """Return the (M,) split labels and a human-readable description of the protocol."""
+    m = int(offsets[-1])
+    split = np.zeros(m, dtype=np.int8)
+    if cfg.split == "loo":
+        # users with fewer than 3 interactions have nothing to hold out: train only
+        ends = offsets[1:][counts >= 3]
+        split[ends - 1] = TEST
+        split[ends - 2] = VALID
+        return split, "leave-one-out (last item test, second last valid)"
+    if cfg.split == "temporal":
+        if np.isnan(timestamp).any():
+            raise DataError("the temporal split needs a timestamp on every interaction; "
+                            "use data.split=random for data without time")
+        cut_valid, cut_test = np.quantile(timestamp, [1 - cfg.valid_ratio - cfg.test_ratio,
+                                                      1 - cfg.test_ratio])
+        split[timestamp > cut_valid] = VALID
+        split[timestamp > cut_test] = TEST
+        return split, f"global temporal split (valid after t={cut_valid:.0f}, test after t={cut_test:.0f})"
+    rng = np.random.default_rng(cfg.seed)
+    for u in np.flatnonzero(counts >= 3):
+        start, n = int(offsets[u]), int(counts[u])
+        n_test = max(1, int(round(n * cfg.test_ratio)))
+        n_valid = max(1, int(round(n * cfg.valid_ratio)))
+        pick = rng.permutation(n)[: n_test + n_valid] + start
+        split[pick[:n_test]] = TEST
+        split[pick[n_test:]] = VALID
+    return split, f"random hold-out per user (seed {cfg.seed}; no time order)"
+
+
+def prepare_raw(raw: RawData, cfg: DataConfig) -> Prepared:
+    inter = raw.inter.copy()
+    n_raw = len(inter)
+    inter["_order"] = np.arange(n_raw)
+    if cfg.keep_behaviors == "target":
+        inter = inter.loc[(inter["behaviors"] & raw.target_bit) > 0]
+    # chronological per user, ties broken by input order
+    by = ["user", "timestamp", "_order"] if raw.has_timestamp else ["user", "_order"]
+    inter = inter.sort_values(by, kind="stable")
+    if cfg.dedup != "none":
+        inter = dedup(inter, cfg.dedup)
+    inter = k_core(inter, cfg.min_user_inter, cfg.min_item_inter)
+    if inter.empty:
+        raise DataError(f"no interactions left after filtering {raw.name} "
+                        f"(k-core {cfg.min_user_inter}/{cfg.min_item_inter}, keep={cfg.keep_behaviors})")
+    user_vocab = _sorted_ids(inter["user"])
+    item_vocab = [PAD] + _sorted_ids(inter["item"])
+    uid = pd.Series(np.arange(len(user_vocab)), index=user_vocab)
+    iid = pd.Series(np.arange(len(item_vocab)), index=item_vocab)
+    inter = inter.assign(u=uid.reindex(inter["user"]).to_numpy(), i=iid.reindex(inter["item"]).to_numpy())
+    inter = inter.sort_values(["u"] + by[1:], kind="stable")
+    scene_vocab = [""] + sorted(set(inter["scene"]) - {""})
+    sid = {s: j for j, s in enumerate(scene_vocab)}
+    user = inter["u"].to_numpy(np.int64)
+    counts = np.bincount(user, minlength=len(user_vocab))
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    timestamp = inter["timestamp"].to_numpy(np.float64)
+    split, protocol = assign_split(counts, offsets, timestamp, cfg)
+    if not raw.has_timestamp and cfg.split == "loo":
+        protocol += " in input order (the source has no timestamps)"
+
+    items = None
+    if raw.items is not None:
+        table = raw.items.drop_duplicates("item").set_index("item").reindex(item_vocab[1:])
+        items = table[["title", "categories", "description"]].fillna("").reset_index()
+        items.index = np.arange(1, len(item_vocab))
+    users = None
+    if raw.users is not None:
+        users = raw.users.drop_duplicates("user").set_index("user").reindex(user_vocab).reset_index()
+    explanations = None
+    if raw.explanations is not None:
+        from llmrec.data.explanations import split_explanations
+
+        expl = raw.explanations
+        known = expl["user"].isin(uid.index) & expl["item"].isin(iid.index)
+        expl = expl.loc[known].assign(user=uid.reindex(expl.loc[known, "user"]).to_numpy(),
+                                      item=iid.reindex(expl.loc[known, "item"]).to_numpy())
+        explanations = split_explanations(expl, seed=cfg.seed, valid_ratio=cfg.explanation_valid_ratio,
+                                          test_ratio=cfg.explanation_test_ratio,
+                                          zero_shot_ratio=cfg.zero_shot_ratio)
+    meta = {
+        "derived": raw.derived, "split_protocol": protocol, "dropped_rows": raw.dropped_rows,
+        "rows_read": n_raw, "sources": raw.sources, "has_timestamp": raw.has_timestamp,
+        "config": to_dict(cfg), "format_version": FORMAT_VERSION,
+    }
+    return Prepared(
+        name=raw.name, user=user, item=inter["i"].to_numpy(np.int64), timestamp=timestamp,
+        behaviors=inter["behaviors"].to_numpy(np.int64),
+        scene=inter["scene"].map(sid).to_numpy(np.int64), rating=inter["rating"].to_numpy(np.float64),
+        split=split, offsets=offsets, user_vocab=user_vocab, item_vocab=item_vocab,
+        scene_vocab=scene_vocab, behavior_vocab=raw.behavior_vocab,
+        target_behavior=raw.target_behavior, meta=meta, items=items, users=users,
+        explanations=explanations)
+
+
+def _source_files(cfg: DataConfig) -> list[Path]:
+    if cfg.source == "ml-100k":
+        from llmrec.data.loaders.recbole import embedded_ml100k_dir
+
+        return sorted(embedded_ml100k_dir().glob("ml-100k.*"))
+    path = Path(cfg.path)
+    return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+
+
+def cache_key(cfg: DataConfig) -> str:
+    """Hash of the source files (path, size, mtime) and every config field that shapes the data."""
+    h = hashlib.sha256()
+    h.update(json.dumps({k: v for k, v in to_dict(cfg).items()
+                         if k not in ("cache_dir", "max_len", "window_stride")}, sort_keys=True).encode())
+    h.update(str(FORMAT_VERSION).encode())
+    for path in _source_files(cfg):
+        stat = path.stat()
+        h.update(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def prepare(cfg: DataConfig, *, use_cache: bool = True) -> Prepared:
+    """Load, preprocess and split ``cfg``'s source, through the processed-dataset cache."""
+    from llmrec.data.loaders import load_raw
+
+    if cfg.source != "ml-100k" and cfg.path and not Path(cfg.path).exists():
+        raise DataError("file or folder does not exist", path=cfg.path)
+    folder = Path(cfg.cache_dir) / f"{cfg.name or cfg.source}-{cache_key(cfg)}"
+    if use_cache and (folder / "meta.json").exists():
+        return Prepared.load(folder)
+    data = prepare_raw(load_raw(cfg), cfg)
+    if use_cache:
+        data.save(folder)
+    return data

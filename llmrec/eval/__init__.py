@@ -1,0 +1,1 @@
+"""Ranking evaluation (full ranking by default), text metrics later, reports and plots."""

@@ -1,0 +1,101 @@
+"""Train-and-evaluate entry point: setup -> train -> save -> cleanup.
+
+Used by ``llmrec train``, ``llmrec demo`` and the benchmark. Writes into ``train.out_dir``:
+``best.pt``/``last.pt`` checkpoints, ``metrics.jsonl`` (one line per epoch), ``results.json`` and
+``results.md`` (test metrics table).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llmrec.config import RunConfig, to_dict
+from llmrec.data.prepare import TEST, TRAIN, VALID, Prepared, prepare
+from llmrec.data.sequences import EvalExamples, TrainWindows
+
+
+def metrics_table(metrics: dict[str, float], ks: list[int], *, title: str = "") -> str:
+    names = [("HR", "hr"), ("Recall", "recall"), ("NDCG", "ndcg"), ("MRR", "mrr")]
+    head = "| metric | " + " | ".join(f"@{k}" for k in ks) + " |"
+    rows = [head, "|---|" + "---|" * len(ks)]
+    for label, key in names:
+        rows.append(f"| {label} | " + " | ".join(f"{metrics[f'{key}@{k}']:.4f}" for k in ks) + " |")
+    return (f"{title}\n\n" if title else "") + "\n".join(rows)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def setup(cfg: RunConfig, data: Prepared | None = None):
+    """Prepare data, batches and the model for ``cfg``."""
+    from llmrec.backbones.registry import build_backbone, get_backbone
+
+    data = data or prepare(cfg.data)
+    model_cls = get_backbone(cfg.backbone["name"])
+    if model_cls.batch_format != "sequence":
+        raise NotImplementedError(f"batch format {model_cls.batch_format!r} is not built yet")
+    missing = [f for f in model_cls.requires
+               if (f == "scenes" and len(data.scene_vocab) <= 1)
+               or (f == "behaviors" and len(data.behavior_vocab) <= 1)]
+    if missing:
+        from llmrec.errors import ConfigError
+
+        raise ConfigError(f"backbone {cfg.backbone['name']!r} needs {missing} but {data.name} has "
+                          "none (enable data.derive_behaviors / data.derive_scenes or use a source with them)")
+    train = TrainWindows.build(data, cfg.data.max_len, cfg.data.window_stride)
+    valid = EvalExamples.build(data, VALID, cfg.data.max_len)
+    test = EvalExamples.build(data, TEST, cfg.data.max_len)
+    model = build_backbone(cfg.backbone, n_items=data.n_items, n_users=data.n_users,
+                           max_len=cfg.data.max_len, n_behaviors=len(data.behavior_vocab),
+                           n_scenes=len(data.scene_vocab))
+    return data, train, valid, test, model
+
+
+def run(cfg: RunConfig, data: Prepared | None = None) -> dict[str, Any]:
+    from llmrec.train.seed import seed_everything
+    from llmrec.train.trainer import Trainer
+
+    seed_everything(cfg.train.seed)  # model initialisation is seeded too
+    t0 = time.perf_counter()
+    data, train, valid, test, model = setup(cfg, data)
+    prep_seconds = time.perf_counter() - t0
+    popularity = np.bincount(data.item[data.split == TRAIN], minlength=data.n_items + 1).astype(float)
+    extra = {"run_config": to_dict(cfg), "user_vocab": data.user_vocab, "item_vocab": data.item_vocab,
+             "data_meta": {"name": data.name, **data.meta}}
+    trainer = Trainer(model, cfg.train, eval_cfg=cfg.eval, n_items=data.n_items, extra=extra,
+                      popularity=popularity)
+    summary = trainer.fit(train, valid)
+    trainer.load_best()
+    result = trainer.evaluate(test)
+    label = "sampled" if cfg.eval.mode == "sampled" else "full ranking"
+    out = {
+        "dataset": data.name, "backbone": cfg.backbone["name"],
+        "protocol": f"{data.meta['split_protocol']}; {label}, history masked",
+        "derived": data.meta.get("derived", []),
+        "users": data.n_users, "items": data.n_items, "train_windows": len(train),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        **summary, "prepare_seconds": prep_seconds, "test_eval_seconds": result.seconds,
+        "test": result.metrics, "config": to_dict(cfg),
+    }
+    if trainer.dist.is_main:
+        outdir = Path(cfg.train.out_dir)
+        outdir.mkdir(parents=True, exist_ok=True)
+        _write_atomic(outdir / "results.json", json.dumps(out, indent=1))
+        np.savez(outdir / "test_per_user.npz", users=result.users, **result.per_user)
+        title = (f"### {cfg.backbone['name']} on {data.name} — test, {label} "
+                 f"(best epoch {summary['best_epoch']}, stopped by {summary['stopped_by']})")
+        if out["derived"]:
+            title += "\n\nDerived signals: " + "; ".join(out["derived"])
+        _write_atomic(outdir / "results.md", metrics_table(result.metrics, cfg.eval.ks, title=title) + "\n")
+    out["per_user"] = result.per_user
+    out["test_users"] = result.users
+    return out
