@@ -46,8 +46,9 @@ class DataConfig:
     """k-core: drop items with fewer interactions."""
     dedup: Literal["none", "first", "last"] = "none"
     """Collapse repeated (user, item) rows, keeping the first or last; behaviour sets are merged."""
-    split: Literal["loo", "temporal", "random"] = "loo"
-    """loo: last item test, second last valid; temporal: global time cut; random: seeded hold-out."""
+    split: Literal["auto", "loo", "temporal", "random"] = "auto"
+    """loo: last item test, second last valid; temporal: global time cut; random: seeded hold-out;
+    auto: loo where the source has timestamps, random where it has none."""
     valid_ratio: float = 0.1
     """Share of interactions (temporal) or of each user's items (random) used for validation."""
     test_ratio: float = 0.1
@@ -176,6 +177,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected true/false, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads '3e-4' as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         return float(value)
@@ -239,6 +245,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: top level must be a mapping")
     apply_overrides(values, overrides or [])
+    if isinstance(values.get("backbone"), dict):
+        values["backbone"].setdefault("name", "sasrec")
     cfg = from_dict(RunConfig, values)
     backbone_config(cfg.backbone)  # validate the model section early
     return cfg

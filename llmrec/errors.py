@@ -21,8 +21,6 @@ class DataError(LLMRecError):
             where = str(path)
             if line is not None:
                 where += f" line {line}"
-            if column is not None:
-                where += f": column '{column}'"
-            where += ": "
+            where += ": " if column is None else f": column '{column}' "
         super().__init__(where + message)
         self.path, self.line, self.column = path, line, column

@@ -60,8 +60,8 @@ def get_backbone(name: str) -> type:
 
 def name_of(cls: type) -> str:
     """The registry name of a backbone class."""
-    for name in list_backbones():
-        target = _REGISTRY[name]
+    _load_entry_points()
+    for name, target in _REGISTRY.items():  # insertion order: built-in names win over aliases
         if target is cls or (isinstance(target, tuple) and target == (cls.__module__, cls.__name__)):
             return name
     raise ConfigError(f"{cls.__name__} is not registered; call register_backbone first")

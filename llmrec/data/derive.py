@@ -33,7 +33,7 @@ def scenes_from_time(timestamp: np.ndarray, kind: str) -> np.ndarray:
     if kind == "daypart":
         return DAYPARTS[stamps.hour.to_numpy()]
     if kind == "weekday":
-        return WEEKDAYS[stamps.weekday.to_numpy()]
+        return WEEKDAYS[stamps.day_of_week.to_numpy()]
     raise ConfigError(f"data.derive_scenes: unknown kind {kind!r}")
 
 

@@ -159,7 +159,7 @@ def to_timestamp(frame: pd.DataFrame, column: str, *, path: str | Path, on_bad_r
     if numeric.notna().all():
         frame[column] = numeric.astype(float)
         return frame
-    if numeric.notna().mean() > 0.5:  # mostly epochs: the rest are errors
+    if numeric.notna().mean() >= 0.5:  # mostly epochs: the rest are errors
         return to_number(frame, column, path=path, on_bad_rows=on_bad_rows, bad=bad)
     parsed = pd.to_datetime(raw, errors="coerce", utc=True, format="mixed")
     invalid = parsed.isna()
@@ -172,7 +172,7 @@ def to_timestamp(frame: pd.DataFrame, column: str, *, path: str | Path, on_bad_r
             bad.add(f"bad {column}", int(invalid.sum()))
         frame = frame.loc[~invalid].copy()
         parsed = parsed.loc[~invalid]
-    frame[column] = (parsed.astype("int64") // 10**9).astype(float).values
+    frame[column] = (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
     return frame
 
 

@@ -7,6 +7,7 @@ are 0..U-1; item ids are 1..N with 0 reserved for padding.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -197,6 +198,8 @@ def prepare_raw(raw: RawData, cfg: DataConfig) -> Prepared:
     counts = np.bincount(user, minlength=len(user_vocab))
     offsets = np.concatenate([[0], np.cumsum(counts)])
     timestamp = inter["timestamp"].to_numpy(np.float64)
+    if cfg.split == "auto":
+        cfg = dataclasses.replace(cfg, split="loo" if raw.has_timestamp else "random")
     split, protocol = assign_split(counts, offsets, timestamp, cfg)
     if not raw.has_timestamp and cfg.split == "loo":
         protocol += " in input order (the source has no timestamps)"

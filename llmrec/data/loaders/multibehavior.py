@@ -74,7 +74,7 @@ def load_tmall(cfg: DataConfig, bad: BadRows) -> RawData:
     vocab = declared_vocab(cfg.behaviors, ["click", "cart", "purchase", "favourite"])
     masks = behavior_masks(labels, frame["_line"], vocab, path=cfg.path, column="action_type",
                            on_bad_rows=cfg.on_bad_rows, bad=bad)
-    ts = (np.asarray(parsed.astype("int64")) // 10**9).astype(float)
+    ts = (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
     keep = masks > 0
     frame, masks, ts = frame.loc[keep].reset_index(drop=True), masks[keep], ts[keep]
     return _finish(cfg, "tmall", frame, masks, ts, vocab, "purchase", cfg.path, frame["cat_id"])
@@ -109,7 +109,7 @@ def load_tenrec(cfg: DataConfig, bad: BadRows) -> RawData:
         value = frame[col].to_numpy()
         if not np.isin(value, (0, 1)).all():
             i = int(np.argmax(~np.isin(value, (0, 1))))
-            raise DataError(f"is {value[i]!r}, expected 0 or 1", path=str(cfg.path),
+            raise DataError(f"is {int(value[i])}, expected 0 or 1", path=str(cfg.path),
                             line=int(frame["_line"].iloc[i]), column=col)
         masks |= value.astype(np.int64) << j
     empty = masks == 0

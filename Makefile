@@ -1,0 +1,34 @@
+# The two set-up commands of the README. Both install into the active Python.
+PYTHON ?= python
+PIP ?= $(PYTHON) -m pip
+# The CPU build of torch lies on this machine's disk; installing it first keeps pip from pulling a
+# multi-GB CUDA build. GPU users: install the torch build for their CUDA first, then `make ... TORCH=`.
+TORCH ?= torch==2.13.0
+
+.PHONY: install install-dev demo pipeline test bench clean
+
+install:
+	$(if $(TORCH),$(PIP) install -q "$(TORCH)")
+	$(PIP) install -q --no-deps recbole==1.2.1   # data files only (embedded MovieLens-100k)
+	$(PIP) install -q -e .
+
+install-dev: install
+	$(PIP) install -q -e ".[dev]"
+
+demo: install
+	llmrec demo --minutes 15
+
+# The full pipeline grows with later stages (tokenizer, alignment, ESIM); today it is the demo
+# without a time cap.
+pipeline: install
+	llmrec train --out runs/pipeline
+
+test: install-dev
+	$(PYTHON) -m pytest -q
+
+bench: install
+	$(PIP) install -q -e ".[bench]"
+	$(PYTHON) benchmarks/sasrec_vs_recbole.py
+
+clean:
+	rm -rf .llmrec_cache runs .pytest_cache

@@ -1,0 +1,57 @@
+"""``llmrec`` command line: one table of subcommands, each imported only when it runs.
+
+Errors llmrec raises on purpose (bad config, malformed data) print one line and exit with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module with add_arguments(parser) and main(args), one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("llmrec.commands.data", "prepare a dataset or print its statistics"),
+    "train": ("llmrec.commands.train", "train a backbone and evaluate it on the test split"),
+    "eval": ("llmrec.commands.evaluate", "evaluate a trained checkpoint (full or sampled ranking)"),
+    "demo": ("llmrec.commands.demo", "the embedded default: MovieLens-100k -> SASRec -> metrics"),
+}
+
+
+def _top_help() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: llmrec <command> [options]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "Run `llmrec <command> --help` for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_top_help())
+        return 0
+    if argv[0] == "--version":
+        from llmrec import __version__
+
+        print(__version__)
+        return 0
+    name = argv[0]
+    if name not in COMMANDS:
+        print(f"llmrec: unknown command {name!r}\n\n{_top_help()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    parser = argparse.ArgumentParser(prog=f"llmrec {name}", description=COMMANDS[name][1])
+    module.add_arguments(parser)
+    args = parser.parse_intermixed_args(argv[1:])
+    from llmrec.errors import LLMRecError
+
+    try:
+        return int(module.main(args) or 0)
+    except LLMRecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

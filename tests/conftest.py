@@ -1,0 +1,57 @@
+"""Shared fixtures: tiny datasets written in the loaders' formats, and paths to real data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from llmrec.config import DataConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("LLMREC_SHARED", ROOT.parent / "shared"))
+XREC = SHARED / "data" / "xrec"
+
+
+def write_atomic_dataset(folder: Path, *, n_users: int = 12, n_items: int = 30, per_user: int = 10,
+                         seed: int = 0) -> Path:
+    """A RecBole atomic dataset with random but seeded interactions and strictly rising times."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
+    t = 1_000_000
+    for u in range(1, n_users + 1):
+        for i in rng.choice(np.arange(1, n_items + 1), size=per_user, replace=False):
+            t += int(rng.integers(1, 5000))
+            lines.append(f"u{u}\ti{i}\t{int(rng.integers(1, 6))}\t{t}")
+    (folder / f"{folder.name}.inter").write_text("\n".join(lines) + "\n")
+    items = ["item_id:token\ttitle:token_seq\tgenre:token_seq"]
+    items += [f"i{i}\tItem {i}\tDrama Comedy" for i in range(1, n_items + 1)]
+    (folder / f"{folder.name}.item").write_text("\n".join(items) + "\n")
+    return folder
+
+
+@pytest.fixture
+def tiny_dir(tmp_path: Path) -> Path:
+    return write_atomic_dataset(tmp_path / "tiny")
+
+
+@pytest.fixture
+def tiny_cfg(tiny_dir: Path, tmp_path: Path) -> DataConfig:
+    return DataConfig(source="recbole", path=str(tiny_dir), max_len=8,
+                      cache_dir=str(tmp_path / "cache"))
+
+
+def ml100k_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("recbole") is not None
+
+
+needs_ml100k = pytest.mark.skipif(not ml100k_available(),
+                                  reason="recbole wheel (embedded ml-100k) not installed: "
+                                         "pip install --no-deps recbole==1.2.1")
+needs_xrec = pytest.mark.skipif(not (XREC / "yelp" / "interactions.csv").exists(),
+                                reason=f"XRec data not found under {XREC} (set LLMREC_SHARED)")

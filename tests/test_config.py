@@ -1,0 +1,55 @@
+from pathlib import Path
+
+import pytest
+
+from llmrec.config import DataConfig, RunConfig, apply_overrides, backbone_config, from_dict, load_config
+from llmrec.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_and_overrides():
+    cfg = load_config(None, ["train.lr=3e-4", "backbone.n_layers=1", "eval.ks=[1, 5]"])
+    assert cfg.train.lr == pytest.approx(3e-4)
+    assert cfg.backbone == {"name": "sasrec", "n_layers": 1}
+    assert cfg.eval.ks == [1, 5]
+    assert cfg.data.source == "ml-100k"
+
+
+def test_unknown_key_names_the_dotted_key():
+    with pytest.raises(ConfigError, match=r"unknown config key 'train\.lrr'"):
+        load_config(None, ["train.lrr=1"])
+    with pytest.raises(ConfigError, match=r"unknown config key 'backbone\.hiden'"):
+        load_config(None, ["backbone.hiden=32"])
+
+
+def test_wrong_types_are_rejected():
+    with pytest.raises(ConfigError, match=r"train\.epochs: expected an integer"):
+        from_dict(RunConfig, {"train": {"epochs": "ten"}})
+    with pytest.raises(ConfigError, match=r"data\.split: 'weird' is not one of"):
+        from_dict(RunConfig, {"data": {"split": "weird"}})
+    with pytest.raises(ConfigError, match="expected true/false"):
+        from_dict(DataConfig, {"derive_behaviors": 1})
+    with pytest.raises(ConfigError, match="unknown backbone"):
+        backbone_config({"name": "nope"})
+
+
+def test_override_syntax_error():
+    with pytest.raises(ConfigError, match="key.sub=value"):
+        apply_overrides({}, ["train.lr"])
+
+
+def test_yaml_file(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("data:\n  source: ml-100k\n  max_len: 20\ntrain:\n  epochs: 3\n")
+    cfg = load_config(path, ["train.epochs=4"])
+    assert cfg.data.max_len == 20 and cfg.train.epochs == 4
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("path", sorted(p for d in ("eval", "tokenizer_stage", "alignment_stage", "benchmarks")
+                                        for p in (ROOT / d).glob("*.yaml")),
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_shipped_yaml_is_valid(path):
+    load_config(path)
