@@ -1,0 +1,5 @@
+import sys
+
+from llmrec.cli import main
+
+sys.exit(main())

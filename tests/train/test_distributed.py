@@ -1,0 +1,54 @@
+"""Data-parallel training with 2 CPU processes (gloo) under torchrun, against one process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from tests.conftest import write_atomic_dataset
+
+WORKER = Path(__file__).with_name("dist_worker.py")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_gloo_matches_single_process(tmp_path):
+    # 12 users x 10 items: leave-one-out leaves 8 training items = one full window of 7 targets
+    data = write_atomic_dataset(tmp_path / "d", n_users=12, per_user=10)
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"
+    multi = tmp_path / "multi"
+    multi.mkdir()
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
+           str(WORKER), str(data), str(multi)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    single = tmp_path / "single"
+    single.mkdir()
+    done = subprocess.run([sys.executable, str(WORKER), str(data), str(single)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    r0 = torch.load(multi / "rank0-of-2.pt")
+    r1 = torch.load(multi / "rank1-of-2.pt")
+    ref = torch.load(single / "rank0-of-1.pt")
+    assert r0["world_size"] == r1["world_size"] == 2
+    # disjoint shards that together are the single process's batch
+    assert r0["users"] and r1["users"] and not set(r0["users"]) & set(r1["users"])
+    assert sorted(r0["users"] + r1["users"]) == sorted(ref["users"])
+    assert ref["targets_per_window"] == 7  # equal targets per shard: mean of means = global mean
+    for k, v in r0["params"].items():
+        assert torch.equal(v, r1["params"][k]), f"{k} differs between processes"
+        assert torch.allclose(v, ref["params"][k], atol=1e-6), f"{k} differs from one process"
+    assert torch.equal(r0["initial"]["item_emb.weight"], ref["initial"]["item_emb.weight"])
+    assert not torch.equal(ref["params"]["item_emb.weight"], ref["initial"]["item_emb.weight"])
