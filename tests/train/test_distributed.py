@@ -1,4 +1,5 @@
-"""Data-parallel training with 2 CPU processes (gloo) under torchrun, against one process."""
+"""Data-parallel training with 2 CPU processes (gloo) under torchrun and accelerate launch,
+against one process."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from tests.conftest import write_atomic_dataset
@@ -21,16 +23,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_process_gloo_matches_single_process(tmp_path):
+LAUNCHERS = {
+    "torchrun": lambda port: [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                              "--master_addr", "127.0.0.1", "--master_port", str(port)],
+    # accelerate's multi-process launcher; on a CPU machine the trainer picks gloo
+    "accelerate": lambda port: [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+                                "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+                                "--dynamo_backend", "no", "--main_process_port", str(port)],
+}
+
+
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+def test_two_process_gloo_matches_single_process(tmp_path, launcher):
     # 12 users x 10 items: leave-one-out leaves 8 training items = one full window of 7 targets
     data = write_atomic_dataset(tmp_path / "d", n_users=12, per_user=10)
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     env["OMP_NUM_THREADS"] = "1"
     multi = tmp_path / "multi"
     multi.mkdir()
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
-           str(WORKER), str(data), str(multi)]
+    cmd = LAUNCHERS[launcher](free_port()) + [str(WORKER), str(data), str(multi)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     single = tmp_path / "single"
