@@ -15,6 +15,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("llmrec.commands.train", "train a backbone and evaluate it on the test split"),
     "eval": ("llmrec.commands.evaluate", "evaluate a trained checkpoint (full or sampled ranking)"),
     "demo": ("llmrec.commands.demo", "the embedded default: MovieLens-100k -> SASRec -> metrics"),
+    "models": ("llmrec.commands.models", "list, prepare or describe the offline LLM catalogue"),
+    "generate": ("llmrec.commands.generate", "generate text with a catalogue LLM (one prompt or a JSONL batch)"),
 }
 
 
