@@ -69,3 +69,23 @@ def test_minilm_folder_is_resolved():
     path = resolve("minilm-l6")
     assert (path / "config.json").exists()
     assert json.loads((path / "config.json").read_text())["hidden_size"] == 384
+
+
+def test_cli_generate_batch_is_resumable_and_names_bad_lines(tmp_path):
+    from llmrec.llm.jobs import read_results
+
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    inp.write_text("".join(json.dumps({"id": f"q{i}", "prompt": p}) + "\n"
+                           for i, p in enumerate(["Name a colour.", "Name an animal.", "Name a city."])))
+    cmd = [sys.executable, "-m", "llmrec", "generate", "--input", str(inp), "--output", str(out),
+           "--batch-size", "2", "--max-tokens", "8"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = read_results(out)
+    assert [r["id"] for r in rows] == ["q0", "q1", "q2"]
+    assert all(r["model"] == "smollm2-135m" and r["output"] for r in rows)
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert "resumed from batch 2" in again.stdout and read_results(out) == rows
+    inp.write_text('{"id": "a", "prompt": "x"}\n{"id": "b", "prompt": \n')
+    bad = subprocess.run(cmd[:5] + [str(tmp_path / "o2.jsonl")], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "in.jsonl line 2: invalid JSON" in bad.stderr
