@@ -31,10 +31,9 @@ class EvalResult:
     seconds: float = 0.0
 
 
-def _sample_negatives(n_items: int, n: int, exclude: torch.Tensor, weights: torch.Tensor | None,
+def _sample_negatives(n: int, exclude: torch.Tensor, weights: torch.Tensor | None,
                       gen: torch.Generator) -> torch.Tensor:
     """(B, n) item ids per row, not excluded. exclude: (B, N+1) bool (column 0 always excluded)."""
-    B = exclude.size(0)
     probs = (~exclude).float()
     if weights is not None:
         probs = probs * weights
@@ -70,7 +69,7 @@ def evaluate(model, examples: EvalExamples, cfg: EvalConfig, *, n_items: int,
         targ = target_matrix(B, n_items + 1, *examples.targets_coo(index), device=device)
         hist &= ~targ  # an item seen before and held out again stays rankable
         if cfg.mode == "sampled":
-            neg = _sample_negatives(n_items, cfg.n_negatives, (hist | targ).cpu(), weights, gen)
+            neg = _sample_negatives(cfg.n_negatives, (hist | targ).cpu(), weights, gen)
             keep = targ.clone()
             keep.scatter_(1, neg.to(device), True)
             scores = scores.masked_fill(~keep, float("-inf"))

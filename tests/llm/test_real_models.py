@@ -87,5 +87,6 @@ def test_cli_generate_batch_is_resumable_and_names_bad_lines(tmp_path):
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert "resumed from batch 2" in again.stdout and read_results(out) == rows
     inp.write_text('{"id": "a", "prompt": "x"}\n{"id": "b", "prompt": \n')
-    bad = subprocess.run(cmd[:5] + [str(tmp_path / "o2.jsonl")], capture_output=True, text=True, timeout=300)
+    bad_cmd = cmd[:7] + [str(tmp_path / "o2.jsonl")] + cmd[8:]  # same options, fresh output file
+    bad = subprocess.run(bad_cmd, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "in.jsonl line 2: invalid JSON" in bad.stderr

@@ -35,7 +35,7 @@ def test_seeded_runs_repeat_exactly(tiny_cfg, tmp_path):
     sa = load_checkpoint(tmp_path / "a" / "last.pt")["model"]
     sb = load_checkpoint(tmp_path / "b" / "last.pt")["model"]
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
-    c = run(tiny_run(tiny_cfg, tmp_path / "c", seed=7))
+    run(tiny_run(tiny_cfg, tmp_path / "c", seed=7))
     assert losses(tmp_path / "c") != losses(tmp_path / "a")
 
 

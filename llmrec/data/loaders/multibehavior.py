@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from llmrec.config import DataConfig
-from llmrec.data.io import BadRows, read_delimited, require_values, to_number, to_timestamp
+from llmrec.data.io import BadRows, read_delimited, to_number, to_timestamp
 from llmrec.data.loaders.common import behavior_masks, declared_vocab, keep_known
 from llmrec.data.schema import RawData, canonical_frame
 from llmrec.errors import DataError
