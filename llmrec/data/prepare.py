@@ -10,9 +10,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from llmrec.atomic import atomic_dir
 from llmrec.config import DataConfig, to_dict
 from llmrec.data.schema import RawData
 from llmrec.errors import DataError
@@ -75,10 +73,7 @@ class Prepared:
 
     def save(self, folder: str | Path) -> None:
         """Write atomically: into a temporary sibling folder, then rename."""
-        folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-        try:
+        with atomic_dir(folder) as tmp:
             np.savez(tmp / "arrays.npz", user=self.user, item=self.item, timestamp=self.timestamp,
                      behaviors=self.behaviors, scene=self.scene, rating=self.rating, split=self.split,
                      offsets=self.offsets)
@@ -90,12 +85,6 @@ class Prepared:
                 table = getattr(self, key)
                 if table is not None:
                     table.to_parquet(tmp / f"{key}.parquet")
-            if folder.exists():
-                shutil.rmtree(folder)
-            os.replace(tmp, folder)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     @classmethod
     def load(cls, folder: str | Path) -> "Prepared":

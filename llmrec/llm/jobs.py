@@ -24,6 +24,7 @@ from typing import Any, Callable, Sequence
 
 from tqdm.auto import tqdm
 
+from llmrec.atomic import write_text
 from llmrec.errors import ConfigError, DataError
 
 Call = Callable[[Sequence[dict]], list[str]]
@@ -56,12 +57,7 @@ def _digest(records: Sequence[dict]) -> str:
 
 
 def _atomic_json(path: Path, value: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w") as f:
-        json.dump(value, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_text(path, json.dumps(value), fsync=True)
 
 
 class JobRunner:

@@ -8,13 +8,13 @@ Used by ``llmrec train``, ``llmrec demo`` and the benchmark. Writes into ``train
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from llmrec.atomic import write_text
 from llmrec.config import RunConfig, to_dict
 from llmrec.data.prepare import TEST, TRAIN, VALID, Prepared, prepare
 from llmrec.data.sequences import EvalExamples, TrainWindows
@@ -27,12 +27,6 @@ def metrics_table(metrics: dict[str, float], ks: list[int], *, title: str = "") 
     for label, key in names:
         rows.append(f"| {label} | " + " | ".join(f"{metrics[f'{key}@{k}']:.4f}" for k in ks) + " |")
     return (f"{title}\n\n" if title else "") + "\n".join(rows)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def setup(cfg: RunConfig, data: Prepared | None = None):
@@ -89,13 +83,13 @@ def run(cfg: RunConfig, data: Prepared | None = None) -> dict[str, Any]:
     if trainer.dist.is_main:
         outdir = Path(cfg.train.out_dir)
         outdir.mkdir(parents=True, exist_ok=True)
-        _write_atomic(outdir / "results.json", json.dumps(out, indent=1))
+        write_text(outdir / "results.json", json.dumps(out, indent=1))
         np.savez(outdir / "test_per_user.npz", users=result.users, **result.per_user)
         title = (f"### {cfg.backbone['name']} on {data.name} — test, {label} "
                  f"(best epoch {summary['best_epoch']}, stopped by {summary['stopped_by']})")
         if out["derived"]:
             title += "\n\nDerived signals: " + "; ".join(out["derived"])
-        _write_atomic(outdir / "results.md", metrics_table(result.metrics, cfg.eval.ks, title=title) + "\n")
+        write_text(outdir / "results.md", metrics_table(result.metrics, cfg.eval.ks, title=title) + "\n")
     out["per_user"] = result.per_user
     out["test_users"] = result.users
     return out

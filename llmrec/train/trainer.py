@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from llmrec.atomic import write_text
 from llmrec.config import EvalConfig, TrainConfig
 from llmrec.data.sequences import EvalExamples, TrainWindows
 from llmrec.eval.ranking import EvalResult, evaluate
@@ -80,10 +81,7 @@ class Trainer:
         return True
 
     def _write_log(self) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        tmp = self.out / ".metrics.jsonl.tmp"
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.history))
-        tmp.replace(self.out / "metrics.jsonl")
+        write_text(self.out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.history))
 
     # -- loop --------------------------------------------------------------------------------
     def fit(self, train: TrainWindows, valid: EvalExamples) -> dict[str, Any]:
