@@ -144,14 +144,13 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        errors = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return _coerce(value, arg, key)
-            except ConfigError as exc:
-                errors.append(str(exc))
+            except ConfigError:
+                continue  # try the next member of the union
         raise ConfigError(f"{key}: {value!r} is not {_type_name(tp)}")
     if origin is Literal:
         if value not in typing.get_args(tp):
