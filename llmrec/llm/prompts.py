@@ -6,6 +6,8 @@ A template file::
     description: ...
     placeholders: [user_tokens, item_tokens, title]
     system: "Explain why ..."        # optional
+    examples:                        # optional few-shot turns (no placeholders)
+      - {user: "...", assistant: "..."}
     user: "user record: {user_tokens} item record: {item_tokens} item name: {title}"
 
 Placeholders use ``{name}`` syntax; every declared placeholder must appear in the text and every
@@ -35,6 +37,8 @@ class PromptTemplate:
     user: str
     system: str | None = None
     description: str = ""
+    examples: tuple[tuple[str, str], ...] = ()
+    """Few-shot (user, assistant) turns placed before the real user message."""
     sha256: str = ""
     path: str = ""
 
@@ -72,6 +76,8 @@ class PromptTemplate:
         out: list[dict[str, Any]] = []
         if self.system:
             out.append({"role": "system", "content": self.system})
+        for user, assistant in self.examples:
+            out += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
         out.append({"role": "user", "content": self.render(**values)})
         return out
 
@@ -88,15 +94,21 @@ def load_prompt(name_or_path: str | Path) -> PromptTemplate:
         spec = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    allowed = {"name", "description", "placeholders", "system", "user"}
+    allowed = {"name", "description", "placeholders", "system", "user", "examples"}
     if not isinstance(spec, dict) or "user" not in spec:
         raise ConfigError(f"{path}: a template needs at least a 'user' text")
     unknown = set(spec) - allowed
     if unknown:
         raise ConfigError(f"{path}: unknown template key(s) {sorted(unknown)}; known: {sorted(allowed)}")
     declared = tuple(spec.get("placeholders") or ())
+    examples = []
+    for i, ex in enumerate(spec.get("examples") or []):
+        if not isinstance(ex, dict) or set(ex) != {"user", "assistant"}:
+            raise ConfigError(f"{path}: examples[{i}] must be a mapping with 'user' and 'assistant'")
+        examples.append((str(ex["user"]), str(ex["assistant"])))
     tmpl = PromptTemplate(name=spec.get("name", path.stem), placeholders=declared, user=spec["user"],
                           system=spec.get("system"), description=spec.get("description", ""),
+                          examples=tuple(examples),
                           sha256=hashlib.sha256(raw).hexdigest(), path=str(path))
     used = tmpl.fields_in(tmpl.user) + (tmpl.fields_in(tmpl.system) if tmpl.system else [])
     if tmpl.system and tmpl.fields_in(tmpl.system):
