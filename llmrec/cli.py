@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("llmrec.commands.demo", "the embedded default: MovieLens-100k -> SASRec -> metrics"),
     "models": ("llmrec.commands.models", "list, prepare or describe the offline LLM catalogue"),
     "generate": ("llmrec.commands.generate", "generate text with a catalogue LLM (one prompt or a JSONL batch)"),
+    "tokenizer": ("llmrec.commands.tokenizer", "BEAT stage 1: train behaviour tokens, extract intentions, inspect, assign"),
 }
 
 

@@ -7,6 +7,8 @@ the output is the mean of layers 0..L, as in LightGCN and BEAT.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from torch import nn
@@ -21,8 +23,11 @@ def normalized_adjacency(users: np.ndarray, items: np.ndarray, n_users: int, n_i
     inv = np.zeros(n)
     inv[deg > 0] = deg[deg > 0] ** -0.5
     vals = (inv[rows] * inv[cols]).astype(np.float32)
-    adj = torch.sparse_coo_tensor(torch.as_tensor(np.stack([rows, cols])), torch.as_tensor(vals), (n, n))
-    return adj.coalesce().to_sparse_csr()
+    adj = torch.sparse_coo_tensor(torch.as_tensor(np.stack([rows, cols])), torch.as_tensor(vals), (n, n),
+                                  check_invariants=False)
+    with warnings.catch_warnings():  # "CSR support is in beta": CSR spmm is what makes this fast on CPU
+        warnings.simplefilter("ignore", UserWarning)
+        return adj.coalesce().to_sparse_csr()
 
 
 class _SymmetricSpMM(torch.autograd.Function):

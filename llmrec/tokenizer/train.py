@@ -75,8 +75,8 @@ def build_semantics(cfg: TokenizerRunConfig, data: Prepared, split: EdgeSplit, e
         encoder = SentenceEncoder(scfg.encoder)
     sem.encoder = encoder
     if use_macro:
-        sem.macro_users = torch.as_tensor(pairs["user"].to_numpy())
-        sem.macro_items = torch.as_tensor(pairs["item"].to_numpy())
+        sem.macro_users = torch.tensor(pairs["user"].to_numpy())
+        sem.macro_items = torch.tensor(pairs["item"].to_numpy())
         sem.macro_text = torch.as_tensor(encoder.encode(pairs["text"].tolist()))
     if use_micro:
         for side in SIDES:
