@@ -37,9 +37,11 @@ class TokenizerModelConfig:
     """Weight of the commitment term e_latent (VQ loss = q_latent + beta_commit * e_latent)."""
     ortho_weight: float = 1.0
     """Weight of the micro orthogonality loss."""
-    recon_loss: Literal["mse", "bpr"] = "mse"
-    """Interaction reconstruction: mse = BEAT's error between observed entries (1 / 0 for sampled
-    negatives) and the cosine of (micro + macro) embeddings; bpr = pairwise ranking loss."""
+    recon_loss: Literal["mse", "bpr"] = "bpr"
+    """Interaction reconstruction over positives and sampled negatives from the cosine of the
+    (micro + macro) behaviour vectors: bpr = pairwise ranking loss (default); mse = BEAT's
+    reference form, squared error to 1 / 0. On Yelp the mse form collapsed the macro codebook
+    (perplexity 399 -> 13 in one epoch) while validation HR@20 fell; bpr kept improving."""
     recon_scale: float = 5.0
     """Scale of the cosine logit in the bpr variant."""
     n_negatives: int = 4

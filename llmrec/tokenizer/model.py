@@ -3,8 +3,8 @@
 Each entity's LightGCN embedding (n_micro * chunk_dim) is cut into n_micro chunks; the micro
 quantiser maps each chunk to a micro token and the macro quantiser the whole vector to one macro
 token (BEAT reference code: 5 x 64 -> 5 micro + 1 macro). Users and items have their own macro and
-micro codebooks (four in all). Tokens live in the sentence encoder's space, so they can be
-compared with text directly and projected into an LLM by stage 2.
+micro codebooks (four in all). Tokens are matched in the graph space and lifted into the
+sentence encoder's space (see ``vq``), where they meet text and stage 2 reads them.
 
 Ablations (config): ``quantize=False`` (continuous tokens), ``use_macro`` / ``use_micro`` (drop
 one token level), and ``plain_lightgcn`` (the LightGCN baseline: BPR on dot products of the graph
@@ -34,21 +34,25 @@ def codebook_size(cfg: TokenizerModelConfig, n_entities: int, per_entity: int) -
 
 @dataclass
 class Tokens:
-    seq: torch.Tensor
-    """(B, T, C) behaviour tokens, macro first then micro (T = 1 + n_micro with both levels)."""
+    """Behaviour tokens of B entities in the lookup space (unit vectors)."""
+    macro: torch.Tensor | None
+    """(B, D) or None without macro tokens."""
+    micro: torch.Tensor | None
+    """(B, n_micro, d) or None without micro tokens."""
     codes: torch.Tensor
-    """(B, T) code ids (-1 where not quantised)."""
+    """(B, T) code ids, macro first then micro (-1 where not quantised)."""
     vq_loss: torch.Tensor
     ortho_loss: torch.Tensor
-    has_macro: bool
 
-    @property
-    def macro(self) -> torch.Tensor | None:
-        return self.seq[:, 0] if self.has_macro else None
+    def take(self, index: torch.Tensor) -> "Tokens":
+        macro = None if self.macro is None else self.macro[index]
+        micro = None if self.micro is None else self.micro[index]
+        return Tokens(macro, micro, self.codes[index], self.vq_loss, self.ortho_loss)
 
     def behaviour(self) -> torch.Tensor:
-        """(B, C) micro + macro: the sum of the entity's tokens."""
-        return self.seq.sum(1)
+        """(B, D) micro + macro: the macro token plus the concatenated micro tokens."""
+        parts = [x for x in (self.macro, None if self.micro is None else self.micro.flatten(1)) if x is not None]
+        return parts[0] if len(parts) == 1 else parts[0] + parts[1]
 
 
 class BehaviorTokenizer(nn.Module):
@@ -85,24 +89,31 @@ class BehaviorTokenizer(nn.Module):
     def tokenize(self, side: str, z: torch.Tensor) -> Tokens:
         """z: (B, D) graph embeddings of one side -> its behaviour tokens."""
         cfg = self.cfg
-        seq, codes, vq_loss, ortho = [], [], z.new_zeros(()), z.new_zeros(())
+        macro = micro = None
+        codes, vq_loss, ortho = [], z.new_zeros(()), z.new_zeros(())
+        none = z.new_full((len(z), 1), -1, dtype=torch.long)
         if cfg.use_macro:
-            tok, code, loss = self.vq[f"{side}_macro"](z)  # (B, C)
-            seq.append(tok[:, None])
-            codes.append(code[:, None] if code is not None else z.new_full((len(z), 1), -1, dtype=torch.long))
+            macro, code, loss = self.vq[f"{side}_macro"](z)  # (B, D)
+            codes.append(none if code is None else code[:, None])
             vq_loss = vq_loss + loss
         if cfg.use_micro:
-            chunks = z.view(len(z), cfg.n_micro, cfg.chunk_dim)  # (B, n, d)
-            tok, code, loss = self.vq[f"{side}_micro"](chunks)  # (B, n, C)
-            seq.append(tok)
-            codes.append(code if code is not None else z.new_full((len(z), cfg.n_micro), -1, dtype=torch.long))
+            micro, code, loss = self.vq[f"{side}_micro"](z.view(len(z), cfg.n_micro, cfg.chunk_dim))  # (B, n, d)
+            codes.append(none.expand(-1, cfg.n_micro) if code is None else code)
             vq_loss = vq_loss + loss
             if cfg.n_micro > 1:
-                unit = F.normalize(tok, dim=-1)
-                gram = unit @ unit.transpose(1, 2)  # (B, n, n)
+                gram = micro @ micro.transpose(1, 2)  # (B, n, n) cosines: tokens are unit vectors
                 off = ~torch.eye(cfg.n_micro, dtype=torch.bool, device=z.device)
                 ortho = gram[:, off].pow(2).mean()
-        return Tokens(torch.cat(seq, 1), torch.cat(codes, 1), vq_loss, ortho, cfg.use_macro)
+        return Tokens(macro, micro, torch.cat(codes, 1), vq_loss, ortho)
+
+    def text_tokens(self, side: str, tok: Tokens) -> torch.Tensor:
+        """(B, T, C) the tokens in the sentence encoder's space, macro first."""
+        seq = []
+        if tok.macro is not None:
+            seq.append(self.vq[f"{side}_macro"].text(tok.macro)[:, None])
+        if tok.micro is not None:
+            seq.append(self.vq[f"{side}_micro"].text(tok.micro))
+        return torch.cat(seq, 1)
 
     def loss(self, adj: torch.Tensor, batch: dict[str, torch.Tensor], *, alpha: float = 0.2,
              beta: float = 1.0, temperature: float = 0.2) -> dict[str, torch.Tensor]:
@@ -128,17 +139,17 @@ class BehaviorTokenizer(nn.Module):
         for side in SIDES:
             if f"micro_{side}_ids" in batch:
                 wanted[side].append(batch[f"micro_{side}_ids"])
-        seqs, vecs, terms = {}, {}, {"vq": users.new_zeros(()), "ortho": users.new_zeros(())}
+        texts, vecs, terms = {}, {}, {"vq": users.new_zeros(()), "ortho": users.new_zeros(())}
         for side, table in (("user", users), ("item", items)):
             uniq, inverse = torch.unique(torch.cat(wanted[side]), return_inverse=True)
             tok = self.tokenize(side, table[uniq])
             terms["vq"] = terms["vq"] + tok.vq_loss
             terms["ortho"] = terms["ortho"] + self.cfg.ortho_weight * tok.ortho_loss
             parts = torch.split(inverse, [len(w) for w in wanted[side]])
-            vecs[side] = F.normalize(tok.behaviour(), dim=-1)[parts[0]]  # (n_0, C): gather after the sum
-            seqs[side] = [tok.seq[p] for p in parts[1:]]  # (n_i, T, C) for the text terms
-        hu = vecs["user"]  # (B, C)
-        hi = vecs["item"].view(len(u), -1, hu.size(-1))  # (B, 1+K, C)
+            vecs[side] = F.normalize(tok.behaviour(), dim=-1)[parts[0]]  # (n_0, D): gather after the sum
+            texts[side] = [self.text_tokens(side, tok.take(p)) for p in parts[1:]]  # (n_i, T, C) for text terms
+        hu = vecs["user"]  # (B, D)
+        hi = vecs["item"].view(len(u), -1, hu.size(-1))  # (B, 1+K, D)
         sim = (hu[:, None] * hi).sum(-1)  # (B, 1+K) cosines
         if self.cfg.recon_loss == "mse":
             target = torch.zeros_like(sim)
@@ -147,27 +158,25 @@ class BehaviorTokenizer(nn.Module):
         else:
             terms["recon"] = F.softplus((sim[:, 1:] - sim[:, :1]) * self.cfg.recon_scale).mean()
         if has_macro:
-            mu, mi = seqs["user"][0][:, 0], seqs["item"][0][:, 0]  # macro tokens come first
+            mu, mi = texts["user"][0][:, 0], texts["item"][0][:, 0]  # macro tokens come first
             terms["macro"] = alpha * info_nce(mu + mi, batch["macro_text"], temperature)
         for side in SIDES:
             key = f"micro_{side}"
             if f"{key}_ids" in batch:
                 terms[key] = beta * self.micro_recon(batch[f"{key}_phrases"], batch[f"{key}_present"],
-                                                     seqs[side][-1], batch[f"{key}_mask"])
+                                                     texts[side][-1], batch[f"{key}_mask"])
         terms["total"] = sum(terms.values())
         return terms
 
     @torch.no_grad()
-    def encode_all(self, adj: torch.Tensor, chunk: int = 8192) -> dict[str, Tokens | torch.Tensor]:
-        """Final tokens of every user (U) and item (N+1, row 0 padding), in eval mode."""
+    def encode_all(self, adj: torch.Tensor) -> dict[str, Tokens | torch.Tensor]:
+        """Final tokens of every user (U) and item (N+1, row 0 padding); call in eval mode."""
         users, items = self.propagate(adj)
         if self.cfg.plain_lightgcn:
             return {"user_vec": users, "item_vec": items}
         out: dict[str, Tokens | torch.Tensor] = {}
         for side, z in (("user", users), ("item", items)):
-            parts = [self.tokenize(side, z[s:s + chunk]) for s in range(0, len(z), chunk)]
-            tok = Tokens(torch.cat([p.seq for p in parts]), torch.cat([p.codes for p in parts]),
-                         z.new_zeros(()), z.new_zeros(()), self.cfg.use_macro)
+            tok = self.tokenize(side, z)
             out[side] = tok
             out[f"{side}_vec"] = F.normalize(tok.behaviour(), dim=-1)
         return out

@@ -25,7 +25,7 @@ def info_nce(fused: torch.Tensor, text: torch.Tensor, temperature: float) -> tor
 
 
 def random_mask(present: torch.Tensor, ratio: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """(B, P) bool: ceil-free round(ratio * n_present), at least 1, of each row's present slots."""
+    """(B, P) bool: round(ratio * n_present) of each row's present slots, at least 1, drawn at random."""
     noise = torch.rand(present.shape, generator=generator).to(present.device)
     noise = noise.masked_fill(~present, 2.0)
     rank = noise.argsort(1).argsort(1)  # (B, P) rank of each slot's noise

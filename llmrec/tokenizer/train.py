@@ -155,14 +155,13 @@ def _batch(stage: Stage1, edges: torch.Tensor, gen: torch.Generator) -> dict[str
 
 
 @torch.no_grad()
-def _projected(stage: Stage1) -> dict[str, torch.Tensor]:
+def _inputs(stage: Stage1) -> dict[str, torch.Tensor]:
+    """What each quantiser currently receives, for codebook init and re-seeding."""
     users, items = stage.model.propagate(stage.adj)
     out = {}
-    for name, vq in stage.model.vq.items():
+    for name in stage.model.vq:
         z = users if name.startswith("user") else items[1:]
-        if name.endswith("micro"):
-            z = z.view(len(z), stage.cfg.model.n_micro, stage.cfg.model.chunk_dim)
-        out[name] = vq.project(z).reshape(-1, stage.cfg.model.code_dim)
+        out[name] = z.reshape(-1, stage.cfg.model.chunk_dim) if name.endswith("micro") else z
     return out
 
 
@@ -182,7 +181,7 @@ def fit(stage: Stage1) -> dict[str, Any]:
         gen.set_state(ckpt["generator"])
         set_rng_state(ckpt["rng"])
     elif cfg.model.quantize and not cfg.model.plain_lightgcn:
-        for name, e in _projected(stage).items():  # data-dependent codebook init
+        for name, e in _inputs(stage).items():  # data-dependent codebook init
             model.vq[name].init_from(e, gen)
     if state["epoch"] == 0 and (out / "metrics.jsonl").exists():
         (out / "metrics.jsonl").unlink()
@@ -208,7 +207,7 @@ def fit(stage: Stage1) -> dict[str, Any]:
             if vq.quantize:
                 line[f"{name}_usage"], line[f"{name}_perplexity"] = vq.usage_stats().values()
         if cfg.model.reseed_dead_codes and cfg.model.quantize and len(model.vq):
-            proj = _projected(stage)
+            proj = _inputs(stage)
             line["reseeded"] = sum(vq.reseed(proj[name], gen) for name, vq in model.vq.items())
         for vq in model.vq.values():
             vq.reset_usage()
@@ -246,16 +245,19 @@ def fit(stage: Stage1) -> dict[str, Any]:
 
 
 def final_tokens(stage: Stage1) -> dict[str, np.ndarray]:
-    """Per-entity code ids and the codewords of every codebook (eval mode)."""
+    """Per-entity code ids and the codewords of every codebook in the sentence encoder's space
+    (eval mode). Without quantisation the continuous tokens themselves are stored (float16)."""
     stage.model.eval()
     enc = stage.model.encode_all(stage.adj)
     arrays: dict[str, np.ndarray] = {}
     if not stage.cfg.model.plain_lightgcn:
-        for side in SIDES:
-            arrays[f"{side}_codes"] = enc[side].codes.cpu().numpy()
-            arrays[f"{side}_tokens"] = enc[side].seq.cpu().numpy().astype(np.float16)
-        for name, vq in stage.model.vq.items():
-            arrays[f"codebook_{name}"] = vq.codewords().detach().cpu().numpy()
+        with torch.no_grad():
+            for side in SIDES:
+                arrays[f"{side}_codes"] = enc[side].codes.cpu().numpy()
+                if not stage.cfg.model.quantize:
+                    arrays[f"{side}_tokens"] = stage.model.text_tokens(side, enc[side]).cpu().numpy().astype(np.float16)
+            for name, vq in stage.model.vq.items():
+                arrays[f"codebook_{name}"] = vq.text_codewords().cpu().numpy()
     return arrays
 
 
@@ -293,7 +295,8 @@ def save(stage: Stage1, summary: dict[str, Any], extra: dict[str, Any] | None = 
     lines = []
     for side, recs in stage.sem.records.items():
         vocab = stage.data.user_vocab if side == "user" else stage.data.item_vocab
-        lines += [json.dumps({"side": side, "id": int(k), "raw_id": vocab[int(k)], **r}) for k, r in sorted(recs.items())]
+        lines += [json.dumps({"side": side, "id": int(k), "raw_id": vocab[int(k)], **r})
+                  for k, r in sorted(recs.items())]
     write_text(out / "intentions.jsonl", "".join(line + "\n" for line in lines))
     write_text(out / "config.json", json.dumps(to_dict(stage.cfg), indent=1))
     phrases = sorted({p for recs in stage.sem.records.values() for r in recs.values() for p in r["phrases"]})
@@ -324,7 +327,8 @@ def results_markdown(r: dict[str, Any]) -> str:
             "| " + " | ".join(f"{r['test'][k]:.4f}" for k in ("hr@10", "ndcg@10", "hr@20", "ndcg@20")) + " |"]
     if r["codebooks"]:
         rows += ["", "| codebook | codes | usage | perplexity |", "|---|---|---|---|"]
-        rows += [f"| {k} | {v['codes']} | {v['usage']:.1%} | {v['perplexity']:.1f} |" for k, v in r["codebooks"].items()]
+        rows += [f"| {k} | {v['codes']} | {v['usage']:.1%} | {v['perplexity']:.1f} |"
+                 for k, v in r["codebooks"].items()]
     return "\n".join(rows)
 
 

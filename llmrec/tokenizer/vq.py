@@ -1,9 +1,14 @@
-"""Vector quantisation with codewords in the sentence encoder's space.
+"""Vector quantisation whose codewords are read in the sentence encoder's space.
 
-An input vector is mapped by a learned linear projection into the codeword space (the sentence
-encoder's, 384-d for MiniLM) and L2-normalised; the codebook rows are L2-normalised too, so the
-nearest codeword is the one of highest cosine. Straight-through estimator; loss =
-q_latent (codebook) + beta * e_latent (commitment), as in VQ-VAE and BEAT's reference code.
+Lookup happens where it is cheap: an input vector (a 64-d micro chunk or the 320-d whole) is
+L2-normalised and matched to the L2-normalised codebook rows by cosine. Straight-through
+estimator; loss = q_latent (codebook) + beta * e_latent (commitment), as in VQ-VAE and BEAT's
+reference code. A learned projection followed by L2 normalisation (``lift``) carries tokens and
+codewords into the sentence encoder's space (BEAT: "codewords live in the text encoder's space, a
+learned projection then L2 normalisation"), where the semantic losses compare them with text and
+stage 2 reads them. Quantising in the small space and lifting only what the text terms need keeps
+a step on 30k entities x 6 tokens cheap on a CPU.
+
 Codes not hit during an epoch can be re-seeded from current encoder outputs (codebook reset, the
 standard remedy for dead codes); usage counts and perplexity are kept for logging.
 """
@@ -18,29 +23,34 @@ from torch import nn
 
 
 class VectorQuantizer(nn.Module):
-    def __init__(self, in_dim: int, code_dim: int, n_codes: int, *, beta: float = 0.5, quantize: bool = True):
+    def __init__(self, dim: int, code_dim: int, n_codes: int, *, beta: float = 0.5, quantize: bool = True):
         super().__init__()
-        self.proj = nn.Linear(in_dim, code_dim)
-        self.codebook = nn.Parameter(F.normalize(torch.randn(n_codes, code_dim), dim=-1))
+        self.codebook = nn.Parameter(F.normalize(torch.randn(n_codes, dim), dim=-1))
+        self.lift = nn.Linear(dim, code_dim)
         self.beta, self.quantize, self.n_codes = beta, quantize, n_codes
         self.register_buffer("usage", torch.zeros(n_codes))
 
-    def project(self, z: torch.Tensor) -> torch.Tensor:
-        """(..., in_dim) -> (..., code_dim), unit length."""
-        return F.normalize(self.proj(z), dim=-1)
-
     def codewords(self) -> torch.Tensor:
-        return F.normalize(self.codebook, dim=-1)  # (K, C)
+        """(K, dim) unit codewords in the lookup space."""
+        return F.normalize(self.codebook, dim=-1)
+
+    def text(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(..., dim) tokens -> (..., code_dim) unit vectors in the sentence encoder's space."""
+        return F.normalize(self.lift(tokens), dim=-1)
+
+    def text_codewords(self) -> torch.Tensor:
+        """(K, code_dim): the codebook as stage 2 and ``inspect`` read it."""
+        return self.text(self.codewords())
 
     @torch.no_grad()
     def lookup(self, e: torch.Tensor) -> torch.Tensor:
-        """Nearest code (highest cosine) of unit vectors (..., C) -> (...,) long (no gradient:
-        argmax has none, and skipping autograd halves the cost of the largest matmul)."""
+        """Nearest code (highest cosine) of unit vectors (..., dim) -> (...,) long; argmax has no
+        gradient, so autograd is skipped."""
         return (e @ self.codewords().T).argmax(-1)
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """Returns (tokens (..., C), codes (...,) or None, vq loss)."""
-        e = self.project(z)
+        """Returns (tokens (..., dim) unit, codes (...,) or None, vq loss)."""
+        e = F.normalize(z, dim=-1)
         if not self.quantize:
             return e, None, e.new_zeros(())
         codes = self.lookup(e)
@@ -51,21 +61,21 @@ class VectorQuantizer(nn.Module):
         return e + (q - e).detach(), codes, loss
 
     @torch.no_grad()
-    def init_from(self, e: torch.Tensor, generator: torch.Generator | None = None) -> None:
-        """Seed the codebook with distinct random rows of projected inputs (unit vectors (M, C))."""
-        e = e.reshape(-1, e.size(-1))
-        pick = torch.randperm(e.size(0), generator=generator)[: self.n_codes]
-        self.codebook.data[: len(pick)] = e[pick].to(self.codebook)
+    def init_from(self, z: torch.Tensor, generator: torch.Generator | None = None) -> None:
+        """Seed the codebook with distinct random rows of the inputs (M, dim)."""
+        z = F.normalize(z.reshape(-1, z.size(-1)), dim=-1)
+        pick = torch.randperm(z.size(0), generator=generator)[: self.n_codes]
+        self.codebook.data[: len(pick)] = z[pick].to(self.codebook)
 
     @torch.no_grad()
-    def reseed(self, e: torch.Tensor, generator: torch.Generator | None = None) -> int:
-        """Replace codes with zero usage by random rows of ``e``; returns how many were replaced."""
+    def reseed(self, z: torch.Tensor, generator: torch.Generator | None = None) -> int:
+        """Replace codes with zero usage by random rows of ``z``; returns how many were replaced."""
         dead = torch.nonzero(self.usage == 0).flatten()
         if len(dead) == 0:
             return 0
-        e = e.reshape(-1, e.size(-1))
-        pick = torch.randint(0, e.size(0), (len(dead),), generator=generator)
-        self.codebook.data[dead] = e[pick].to(self.codebook)
+        z = F.normalize(z.reshape(-1, z.size(-1)), dim=-1)
+        pick = torch.randint(0, z.size(0), (len(dead),), generator=generator)
+        self.codebook.data[dead] = z[pick].to(self.codebook)
         return int(len(dead))
 
     def usage_stats(self) -> dict[str, float]:

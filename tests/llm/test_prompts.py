@@ -45,3 +45,14 @@ def test_placeholder_checks_name_the_file(tmp_path):
     h1 = load_prompt(good).hash
     good.write_text("placeholders: [a]\nuser: 'hi {a}'\n")
     assert load_prompt(good).hash != h1
+
+
+def test_few_shot_examples_come_before_the_real_question(tmp_path):
+    t = load_prompt("micro_intention")
+    msgs = t.messages(text="Great tacos and cheap beer.")
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert msgs[2]["content"].startswith('["') and msgs[-1]["content"] == ["Great tacos and cheap beer."]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("user: '{x}'\nplaceholders: [x]\nexamples:\n  - {user: hi}\n")
+    with pytest.raises(ConfigError, match=r"examples\[0\] must be a mapping with 'user' and 'assistant'"):
+        load_prompt(bad)

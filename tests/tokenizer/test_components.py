@@ -42,21 +42,22 @@ def test_lightgcn_is_the_mean_over_layers_and_backprops():
 
 
 def test_vq_picks_highest_cosine_and_passes_gradients_straight_through():
-    vq = VectorQuantizer(2, 2, 3, beta=0.5)
+    vq = VectorQuantizer(2, 4, 3, beta=0.5)
     with torch.no_grad():
-        vq.proj.weight.copy_(torch.eye(2))
-        vq.proj.bias.zero_()
         vq.codebook.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]))
     z = torch.tensor([[2.0, 0.5], [-0.1, 3.0], [-5.0, 1.0]], requires_grad=True)
     tok, codes, loss = vq(z)
     assert codes.tolist() == [0, 1, 2]
     e = torch.nn.functional.normalize(z.detach(), dim=-1)
     q = vq.codewords()[codes].detach()
-    assert float(loss) == pytest.approx(1.5 * float(((q - e) ** 2).mean()), rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(1.5 * float(((q - e) ** 2).mean()), rel=1e-5)
     torch.testing.assert_close(tok.detach(), q)
     tok.sum().backward()
     assert z.grad is not None and z.grad.abs().sum() > 0  # straight-through
     assert vq.usage.tolist() == [1, 1, 1]
+    # the lifted tokens of quantised inputs are exactly the lifted codewords
+    torch.testing.assert_close(vq.text(tok.detach()), vq.text_codewords()[codes].detach())
+    assert vq.text_codewords().shape == (3, 4)
 
 
 def test_vq_without_quantisation_returns_unit_vectors_and_no_codes():
@@ -70,7 +71,7 @@ def test_reseed_replaces_only_dead_codes_and_stats_are_exact():
     vq = VectorQuantizer(2, 2, 4)
     vq.usage.copy_(torch.tensor([3.0, 0.0, 1.0, 0.0]))
     before = vq.codebook.detach().clone()
-    pool = torch.nn.functional.normalize(torch.randn(10, 2), dim=-1)
+    pool = torch.nn.functional.normalize(torch.randn(10, 2), dim=-1)  # already unit: reseed normalises
     assert vq.reseed(pool, torch.Generator().manual_seed(0)) == 2
     after = vq.codebook.detach()
     torch.testing.assert_close(after[[0, 2]], before[[0, 2]])

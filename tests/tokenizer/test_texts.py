@@ -8,8 +8,7 @@ import pytest
 from llmrec.data.prepare import prepare
 from llmrec.tokenizer.config import load_tokenizer_config
 from llmrec.tokenizer.edges import edge_keys, split_edges
-from llmrec.tokenizer.texts import (category_phrases, entity_phrases, fallback_phrases, parse_phrases,
-                                    training_pairs)
+from llmrec.tokenizer.texts import category_phrases, entity_phrases, fallback_phrases, parse_phrases, training_pairs
 from llmrec.tokenizer.train import build_semantics
 
 
