@@ -88,8 +88,7 @@ def cold_start(work: Path) -> dict:
     enc_c = cold.model.encode_all(cold.adj)
     vec = torch.zeros(len(cold.vocab["user"]), enc_c["item_vec"].size(1))
     for u in users:
-        tok = cold.assign_from_interactions("user", known[int(u)])["tokens"]
-        vec[u] = torch.nn.functional.normalize(tok.sum(0), dim=-1)
+        vec[u] = cold.assign_from_interactions("user", known[int(u)])["vector"]
     targets = cold.split.cold_test[np.isin(cold.split.cold_test[:, 0], users)]
     m_cold, pu_cold, eval_users = rank_edges(lambda b: vec[b] @ enc_c["item_vec"].T, targets, [cold.split.cold],
                                              n_items, ks=[10, 20])

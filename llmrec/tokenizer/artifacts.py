@@ -142,7 +142,8 @@ class TrainedTokenizer:
             raise DataError(f"a new {side} needs at least one known interaction (or use its text)")
         z = other[ids].mean(0, keepdim=True)  # (1, D)
         tok = self.model.tokenize(side, z)
-        return {"codes": tok.codes[0].tolist(), "tokens": self.model.text_tokens(side, tok)[0]}
+        return {"codes": tok.codes[0].tolist(), "tokens": self.model.text_tokens(side, tok)[0],
+                "vector": F.normalize(tok.behaviour(), dim=-1)[0]}  # (D,) what ranking scores with
 
     @torch.no_grad()
     def assign_from_text(self, side: str, text: str, *, k: int = 5) -> dict[str, Any]:
