@@ -117,7 +117,7 @@ def test_micro_reconstruction_loss_only_counts_masked_slots():
     changed = phrases.clone()
     changed[:, 1:] = torch.nn.functional.normalize(torch.randn(3, 3, 8), dim=-1)  # unmasked slots only
     assert torch.isfinite(loss)
-    assert float(loss) != float(rec(changed, present, tokens, mask))  # context matters
+    assert float(loss.detach()) != float(rec(changed, present, tokens, mask).detach())  # context matters
     loss.backward()
     assert rec.mask_token.grad is not None
 
