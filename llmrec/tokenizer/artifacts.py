@@ -158,8 +158,10 @@ class TrainedTokenizer:
         query = torch.as_tensor(self.encoder.encode([text]))[0]
         near = ids[torch.argsort(means @ query, descending=True)[:k].numpy()]
         codes = self.codes(side)[near]  # (k, T)
-        voted = [Counter(col.tolist()).most_common(1)[0][0] if Counter(col.tolist()).most_common(1)[0][1] > 1
-                 else int(col[0]) for col in codes.T]
+        voted = []
+        for col in codes.T:
+            code, count = Counter(col.tolist()).most_common(1)[0]
+            voted.append(code if count > 1 else int(col[0]))  # no majority: the nearest neighbour's
         return {"codes": voted, "neighbours": [self.vocab[side][int(i)] for i in near]}
 
     def tokens_for_codes(self, side: str, codes: Sequence[int]) -> torch.Tensor:

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-
-from llmrec.config import DataConfig, apply_overrides, from_dict
-from llmrec.errors import ConfigError
+from llmrec.config import DataConfig, apply_overrides, from_dict, read_config_file
 
 
 @dataclass(kw_only=True)
@@ -130,13 +127,7 @@ class TokenizerRunConfig:
 
 def load_tokenizer_config(path: str | Path | None = None,
                           overrides: list[str] | None = None) -> TokenizerRunConfig:
-    values: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise ConfigError(f"config file {path} does not exist")
-        values = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(values, dict):
-            raise ConfigError(f"{path}: top level must be a mapping")
+    """Read a stage-1 YAML config (or defaults when ``path`` is None) and apply dotted overrides."""
+    values = read_config_file(path)
     apply_overrides(values, overrides or [])
     return from_dict(TokenizerRunConfig, values)

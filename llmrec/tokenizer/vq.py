@@ -80,21 +80,22 @@ class VectorQuantizer(nn.Module):
 
     def usage_stats(self) -> dict[str, float]:
         """Share of codes used and perplexity of the usage distribution since the last reset."""
-        total = float(self.usage.sum())
-        if total == 0:
+        if float(self.usage.sum()) == 0:
             return {"usage": 0.0, "perplexity": 0.0}
-        p = self.usage / total
-        entropy = -(p[p > 0] * p[p > 0].log()).sum()
-        return {"usage": float((self.usage > 0).float().mean()), "perplexity": float(math.exp(entropy))}
+        return _usage(self.usage)
 
     def reset_usage(self) -> None:
         self.usage.zero_()
 
 
+def _usage(counts: torch.Tensor) -> dict[str, float]:
+    """Share of codes with a nonzero count, and exp(entropy) of the count distribution."""
+    p = counts / counts.sum()
+    entropy = -(p[p > 0] * p[p > 0].log()).sum()
+    return {"usage": float((counts > 0).float().mean()), "perplexity": float(math.exp(entropy))}
+
+
 def codes_stats(codes: torch.Tensor, n_codes: int) -> dict[str, float]:
     """Usage share and perplexity of a final assignment (any shape of code ids)."""
     counts = torch.bincount(codes.flatten(), minlength=n_codes).float()
-    p = counts / counts.sum()
-    entropy = -(p[p > 0] * p[p > 0].log()).sum()
-    return {"usage": float((counts > 0).float().mean()), "perplexity": float(math.exp(entropy)),
-            "codes": n_codes}
+    return {**_usage(counts), "codes": n_codes}
