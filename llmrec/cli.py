@@ -13,11 +13,14 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("llmrec.commands.data", "prepare a dataset or print its statistics"),
     "train": ("llmrec.commands.train", "train a backbone and evaluate it on the test split"),
-    "eval": ("llmrec.commands.evaluate", "evaluate a trained checkpoint (full or sampled ranking)"),
+    "eval": ("llmrec.commands.evaluate", "evaluate a checkpoint (ranking), or `eval explanations` (stage-2 comparison)"),
     "demo": ("llmrec.commands.demo", "the embedded default: MovieLens-100k -> SASRec -> metrics"),
     "models": ("llmrec.commands.models", "list, prepare or describe the offline LLM catalogue"),
     "generate": ("llmrec.commands.generate", "generate text with a catalogue LLM (one prompt or a JSONL batch)"),
     "tokenizer": ("llmrec.commands.tokenizer", "BEAT stage 1: train behaviour tokens, extract intentions, inspect, assign"),
+    "align": ("llmrec.commands.align", "BEAT stage 2: train the projection into a frozen LLM; teacher pass"),
+    "explain": ("llmrec.commands.explain", "explain recommendations with a trained stage-2 run (one pair or a file)"),
+    "compare-llms": ("llmrec.commands.compare_llms", "train stage 2 on several LLMs and compare them side by side"),
 }
 
 

@@ -21,7 +21,7 @@ def cli(*args: str, cwd=None, check: bool = True) -> subprocess.CompletedProcess
 
 def test_help_lists_commands():
     out = cli().stdout
-    for name in ("data", "train", "eval", "demo"):
+    for name in ("data", "train", "eval", "demo", "tokenizer", "align", "explain", "compare-llms"):
         assert f"  {name}" in out
     assert cli("nope", check=False).returncode == 2
 

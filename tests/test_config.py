@@ -56,5 +56,9 @@ def test_every_shipped_yaml_is_valid(path):
         from llmrec.tokenizer.config import load_tokenizer_config
 
         load_tokenizer_config(path)
+    elif path.parent.name == "alignment_stage":
+        from llmrec.alignment.config import load_align_config
+
+        load_align_config(path).check()
     else:
         load_config(path)

@@ -1,4 +1,6 @@
-"""``llmrec eval``: evaluate a checkpoint on its own dataset's valid or test split."""
+"""``llmrec eval``: evaluate a checkpoint on its own dataset's valid or test split, or
+``llmrec eval explanations -c alignment_stage/yelp.yaml --out runs/alignment-yelp``: the stage-2
+comparison of explanation methods (train, generate, score; resumable)."""
 
 from __future__ import annotations
 
@@ -6,16 +8,46 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help="best.pt or last.pt of a run folder")
+    parser.add_argument("checkpoint", help="best.pt or last.pt of a run folder, or `explanations`")
     parser.add_argument("--split", choices=["valid", "test"], default="test")
     parser.add_argument("--mode", choices=["full", "sampled"], default="full",
                         help="sampled: target vs --negatives sampled items (labelled as such)")
     parser.add_argument("--negatives", type=int, default=100)
     parser.add_argument("--sampler", choices=["uniform", "popularity"], default="uniform")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--config", "-c", help="explanations: stage-2 YAML config")
+    parser.add_argument("--out", "-o", help="explanations: sweep folder (default runs/explanations)")
+    parser.add_argument("--only", help="explanations: comma-separated variant names to run now")
+    parser.add_argument("--score-only", action="store_true", help="explanations: score what is generated")
+    parser.add_argument("--backend", choices=["hf", "vllm"], default="hf", help="explanations: generation backend")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="explanations: dotted config overrides")
+
+
+def explanations(args: argparse.Namespace) -> int:
+    from llmrec.alignment.compare import generate_all, score_all
+    from llmrec.alignment.config import load_align_config
+
+    cfg = load_align_config(args.config, list(args.overrides))
+    cfg.check()
+    out = args.out or "runs/explanations"
+    if not args.score_only:
+        generate_all(cfg, out, only=args.only.split(",") if args.only else None, backend_kind=args.backend)
+    result = score_all(cfg, out)
+    print((__import__("pathlib").Path(out) / "results.md").read_text())
+    if result["missing"]:
+        print(f"not yet generated (rerun to continue): {', '.join(result['missing'])}")
+    return 0
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.checkpoint == "explanations":
+        return explanations(args)
+    if args.overrides:
+        from llmrec.errors import ConfigError
+
+        raise ConfigError(f"unexpected arguments {args.overrides} (overrides belong to `llmrec eval explanations`)")
+    from pathlib import Path
+
     import numpy as np
 
     from llmrec.commands.common import print_json
@@ -26,7 +58,6 @@ def main(args: argparse.Namespace) -> int:
     from llmrec.eval.ranking import evaluate
     from llmrec.train.checkpoint import load_model
     from llmrec.train.run import metrics_table
-    from pathlib import Path
 
     if not Path(args.checkpoint).exists():
         raise ConfigError(f"checkpoint {args.checkpoint} does not exist")

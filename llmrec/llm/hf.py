@@ -10,6 +10,7 @@ import torch
 from llmrec.llm.assemble import PromptAssembler, Request
 from llmrec.llm.backend import Generation, GenerationParams, cut_at_stop
 
+
 class _StopStrings:
     """Per-row stop on decoded text. transformers' own ``stop_strings`` needs a byte-level or
     sentencepiece vocabulary; decoding works with any tokenizer. With embeddings as input, the
@@ -130,17 +131,20 @@ class HFBackend:
         return self._tok(target, add_special_tokens=False)["input_ids"]
 
     def forward_logprobs(self, contexts: Sequence[Request], targets: Sequence[str]) -> list[torch.Tensor]:
-        """Differentiable per-token log-probabilities of each target (right-padded batch)."""
+        """Differentiable per-token log-probabilities of each target. The batch is left-padded so
+        every target ends at the last position; logits are computed for the last T+1 positions
+        only (T = longest target), not over the whole prompt."""
         extra = [self.target_ids(t) for t in targets]
-        batch = self.assembler(contexts, extra=extra, pad_side="right", device=self.device)
-        logits = self.model(inputs_embeds=batch.embeds, attention_mask=batch.attention_mask).logits
-        logp = torch.log_softmax(logits.float(), dim=-1)  # (B, L, V)
+        batch = self.assembler(contexts, extra=extra, pad_side="left", device=self.device)
+        width = max(len(t) for t in extra)
+        positions = (batch.attention_mask.cumsum(-1) - 1).clamp(min=0)  # left padding
+        logits = self.model(inputs_embeds=batch.embeds, attention_mask=batch.attention_mask, position_ids=positions,
+                            logits_to_keep=width + 1).logits[:, :-1]  # (B, T, V): predicts the last T tokens
+        logp = torch.log_softmax(logits.float(), dim=-1)
         out = []
         for i, tgt in enumerate(extra):
-            end = batch.lengths[i]
-            start = end - len(tgt)
-            pos = torch.arange(start - 1, end - 1, device=self.device)  # logits predicting targets
-            out.append(logp[i, pos, torch.tensor(tgt, device=self.device)])
+            rows = logp[i, width - len(tgt):]
+            out.append(rows[torch.arange(len(tgt), device=self.device), torch.tensor(tgt, device=self.device)])
         return out
 
     @torch.inference_mode()

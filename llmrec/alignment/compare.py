@@ -1,0 +1,238 @@
+"""``llmrec eval explanations``: every method in one run, on the same sampled pairs.
+
+Methods (``variants`` in the config; defaults below): (a) title-only prompt; (b) the long text
+profile; (a') 12 learned constant soft tokens; (c) per-ID soft tokens from the LightGCN
+embeddings; (d) BEAT; BEAT without SAR, without macro, without micro tokens. Each variant trains
+(if it has trainable parts) and generates into its own folder, resumably: a rerun skips finished
+training and committed generations, so the sweep can be stopped and restarted at any point.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from llmrec.alignment.config import AlignRunConfig
+from llmrec.alignment.explain import explain_rows
+from llmrec.alignment.pairs import sample
+from llmrec.alignment.train import fit, setup
+from llmrec.atomic import write_text
+from llmrec.config import apply_overrides, from_dict, to_dict
+
+DEFAULT_VARIANTS: dict[str, dict] = {
+    "title": {"variant": "title"},
+    "profile": {"variant": "profile"},
+    "constant": {"variant": "constant"},
+    "per_id": {"variant": "per_id"},
+    "beat": {"variant": "beat"},
+    "beat_no_sar": {"variant": "beat", "sar": False},
+    "beat_no_macro": {"variant": "beat", "use_macro": False},
+    "beat_no_micro": {"variant": "beat", "use_micro": False},
+}
+LABELS = {"title": "(a) title only", "profile": "(b) text profile", "constant": "(a') 12 constant soft tokens",
+          "per_id": "(c) per-ID soft tokens", "beat": "(d) BEAT", "beat_no_sar": "BEAT w/o SAR",
+          "beat_no_macro": "BEAT w/o macro", "beat_no_micro": "BEAT w/o micro"}
+
+
+def variant_config(cfg: AlignRunConfig, name: str, overrides: dict, out_dir: Path) -> AlignRunConfig:
+    values = to_dict(cfg)
+    values["variants"] = {}
+    apply_overrides(values, [f"model.{k}={json.dumps(v)}" for k, v in overrides.items()])
+    values["train"]["out_dir"] = str(out_dir / name)
+    return from_dict(AlignRunConfig, values)
+
+
+def eval_rows(cfg: AlignRunConfig, pairs) -> dict[str, Any]:
+    """The sampled pairs of each evaluation split: the same for every method and LLM."""
+    return {split: sample(pairs, split, cfg.eval.max_pairs, cfg.train.seed) for split in cfg.eval.splits}
+
+
+def generate_all(cfg: AlignRunConfig, out_dir: str | Path, *, only: list[str] | None = None,
+                 backend: Any = None, tokenizer: Any = None, pairs: Any = None, backend_kind: str = "hf",
+                 progress: bool = True) -> dict[str, dict]:
+    """Train and generate every variant (resumable); returns name -> train summary."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    variants = cfg.variants or DEFAULT_VARIANTS
+    write_text(out / "sweep.json", json.dumps({"config": to_dict(cfg), "variants": variants}, indent=2))
+    summaries = {}
+    for name, overrides in variants.items():
+        if only and name not in only:
+            continue
+        vcfg = variant_config(cfg, name, overrides, out)
+        vcfg.train.progress = progress
+        s = setup(vcfg, backend=backend, tokenizer=tokenizer, pairs=pairs, backend_kind=backend_kind)
+        backend, tokenizer, pairs = s.backend, s.tokenizer, s.pairs  # load each once
+        summaries[name] = fit(s)
+        for split, rows in eval_rows(vcfg, pairs).items():
+            explain_rows(s, rows, out / name / f"gen_{split}.jsonl", max_new_tokens=vcfg.eval.max_new_tokens,
+                         batch_size=vcfg.eval.batch_size, progress=progress)
+        if s.aligner.lora is not None:  # the LoRA ablation wrapped the shared LLM: unwrap it
+            backend.model = backend.model.unload()
+    return summaries
+
+
+def score_all(cfg: AlignRunConfig, out_dir: str | Path, *, tokenizer: Any = None, pairs: Any = None,
+              scorer: Any = None, reference: str = "beat", labels: dict[str, str] | None = None) -> dict:
+    """Score every variant whose generations are complete; write results.{json,md,png}."""
+    from llmrec.alignment import report
+
+    out = Path(out_dir)
+    if tokenizer is None:
+        from llmrec.tokenizer.artifacts import TrainedTokenizer
+
+        tokenizer = TrainedTokenizer(cfg.model.tokenizer_run)
+    if pairs is None:
+        from llmrec.alignment.pairs import load_pairs
+        from llmrec.data.prepare import prepare
+
+        pairs = load_pairs(prepare(tokenizer.cfg.data), cfg.references)
+    if scorer is None:
+        from llmrec.llm.hf import HFBackend
+
+        scorer = HFBackend(cfg.eval.scorer, use_chat_template=False, batch_size=cfg.eval.batch_size)
+    variants = cfg.variants or DEFAULT_VARIANTS
+    result: dict[str, Any] = {"splits": {}, "variants": variants, "sizes": _sizes(cfg), "scorer": cfg.eval.scorer,
+                              "bert_model": cfg.eval.bert_model, "bleu_tokenizer": tm_tokenizer(),
+                              "llm": cfg.model.llm, "missing": []}
+    for split, rows in eval_rows(cfg, pairs).items():
+        phrases = report.phrases_for(rows, tokenizer)
+        scores = {}
+        for name in variants:
+            gens = report.load_gens(out / name, split, rows)
+            if gens is None:
+                result["missing"].append(f"{name}/{split}")
+                continue
+            cache = out / name / f"scores_{split}.json"
+            scores[name] = _cached_score(cache, gens, rows, phrases, scorer, cfg.eval.bert_model)
+        block = {"n": int(len(rows)), "methods": {k: v["corpus"] for k, v in scores.items()},
+                 "differences": report.compare(scores, reference, n_resamples=cfg.eval.bootstrap,
+                                               seed=cfg.train.seed)}
+        for name in scores:
+            summary = out / name / "train_summary.json"
+            if summary.exists():
+                block["methods"][name]["train"] = json.loads(summary.read_text())
+        result["splits"][split] = block
+    report.save(result, out, labels or LABELS, f"Explanations, {cfg.model.llm}")
+    return result
+
+
+def tm_tokenizer() -> str:
+    from llmrec.eval.text import BLEU_TOKENIZER
+
+    return f"sacrebleu {BLEU_TOKENIZER}, lower-cased"
+
+
+def _sizes(cfg: AlignRunConfig) -> dict:
+    return {"train_pairs": cfg.train.max_train_pairs, "epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size,
+            "lr": cfg.train.lr, "max_target_tokens": cfg.train.max_target_tokens, "eval_pairs": cfg.eval.max_pairs,
+            "max_new_tokens": cfg.eval.max_new_tokens, "seed": cfg.train.seed}
+
+
+def _cached_score(cache: Path, gens, rows, phrases, scorer, bert_model) -> dict:
+    """Scores are deterministic given the generations; cache them so partial sweeps rescore fast."""
+    import numpy as np
+
+    from llmrec.alignment import report
+
+    key = json.dumps([list(gens["id"]), list(gens["text"])])
+    if cache.exists():
+        saved = json.loads(cache.read_text())
+        if saved["key"] == key:
+            return {"corpus": saved["corpus"], "n": saved["n"],
+                    "per_pair": {k: np.array(v) for k, v in saved["per_pair"].items()},
+                    "stats": {k: np.array(v, dtype=np.int64) for k, v in saved["stats"].items()}}
+    s = report.score_split(gens, rows, phrases, scorer=scorer, bert_model=bert_model)
+    write_text(cache, json.dumps({"key": key, "corpus": s["corpus"], "n": s["n"],
+                                  "per_pair": {k: v.tolist() for k, v in s["per_pair"].items()},
+                                  "stats": {k: v.tolist() for k, v in s["stats"].items()}}))
+    return s
+
+
+LLM_METRICS = [("bleu1", "BLEU-1"), ("bleu4", "BLEU-4"), ("rouge_l", "ROUGE-L"), ("bert_f1", "BERTScore F1"),
+               ("lm_score", "LM score"), ("grounded", "grounding"), ("prompt_tokens", "prompt tokens"),
+               ("ms", "ms / expl.")]
+
+
+def compare_llms(cfg: AlignRunConfig, models: list[str], out_dir: str | Path, *, variants: list[str],
+                 backend_kind: str = "hf", progress: bool = True) -> dict:
+    """The same comparison per LLM (one sub-folder each), then one side-by-side table and plot.
+    Scores use one scorer LM (``eval.scorer``) for every backbone."""
+    out = Path(out_dir)
+    chosen = {k: v for k, v in (cfg.variants or DEFAULT_VARIANTS).items() if k in variants}
+    missing = sorted(set(variants) - set(chosen))
+    if missing:
+        from llmrec.errors import ConfigError
+
+        raise ConfigError(f"unknown variant(s) {missing}; known: {sorted(cfg.variants or DEFAULT_VARIANTS)}")
+    per_model = {}
+    tokenizer = pairs = None
+    for model in models:
+        mcfg = from_dict(AlignRunConfig, {**to_dict(cfg), "variants": chosen})
+        mcfg.model.llm = model
+        generate_all(mcfg, out / model, backend_kind=backend_kind, progress=progress, tokenizer=tokenizer, pairs=pairs)
+        per_model[model] = score_all(mcfg, out / model, tokenizer=tokenizer, pairs=pairs)
+    result = {"models": models, "variants": list(chosen), "sizes": _sizes(cfg), "scorer": cfg.eval.scorer,
+              "splits": {}}
+    for split in cfg.eval.splits:
+        result["splits"][split] = {m: r["splits"][split] for m, r in per_model.items() if split in r["splits"]}
+    write_text(out / "compare_llms.json", json.dumps(result, indent=2))
+    write_text(out / "compare_llms.md", _llm_markdown(result))
+    _llm_plot(result, out / "compare_llms.png")
+    return result
+
+
+def _llm_markdown(result: dict) -> str:
+    lines = [f"## LLM backbones side by side (scorer {result['scorer']}; sizes {json.dumps(result['sizes'])})", ""]
+    for split, by_model in result["splits"].items():
+        lines += [f"### {split}", "", "| method | LLM | " + " | ".join(t for _, t in LLM_METRICS) + " |",
+                  "|---|---|" + "---:|" * len(LLM_METRICS)]
+        for variant in result["variants"]:
+            for model, block in by_model.items():
+                c = block["methods"].get(variant)
+                if c is None:
+                    continue
+                cells = [f"{c.get(k, float('nan')):.4f}" if k not in ("prompt_tokens", "ms") else f"{c[k]:.0f}"
+                         for k, _ in LLM_METRICS]
+                lines.append(f"| {LABELS.get(variant, variant)} | {model} | " + " | ".join(cells) + " |")
+        lines.append("")
+        for model, block in by_model.items():
+            for vs, d in block.get("differences", {}).items():
+                b, f = d.get("bleu1"), d.get("bert_f1")
+                if b and f:
+                    lines.append(f"- {model}: BEAT minus {LABELS.get(vs, vs)}: BLEU-1 {b['mean_diff']:+.4f} "
+                                 f"[{b['ci_low']:+.4f}, {b['ci_high']:+.4f}], BERTScore {f['mean_diff']:+.4f} "
+                                 f"[{f['ci_low']:+.4f}, {f['ci_high']:+.4f}]")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _llm_plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    splits = list(result["splits"])
+    metrics = [("bleu1", "BLEU-1"), ("bert_f1", "BERTScore F1"), ("rouge_l", "ROUGE-L")]
+    fig, axes = plt.subplots(len(splits), len(metrics), figsize=(4.2 * len(metrics), 3.2 * len(splits)),
+                             squeeze=False)
+    variants = result["variants"]
+    for r, split in enumerate(splits):
+        by_model = result["splits"][split]
+        width = 0.8 / max(len(by_model), 1)
+        for c, (key, title) in enumerate(metrics):
+            ax = axes[r][c]
+            for m, (model, block) in enumerate(by_model.items()):
+                vals = [block["methods"].get(v, {}).get(key, np.nan) for v in variants]
+                ax.bar(np.arange(len(variants)) + m * width, vals, width, label=model)
+            ax.set_xticks(np.arange(len(variants)) + width * (len(by_model) - 1) / 2,
+                          [LABELS.get(v, v) for v in variants], rotation=30, ha="right", fontsize=7)
+            ax.set_title(f"{title} ({split})", fontsize=9)
+            if r == 0 and c == 0:
+                ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

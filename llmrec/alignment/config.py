@@ -1,0 +1,150 @@
+"""Typed configuration of BEAT stage 2 (alignment of behaviour tokens with a frozen LLM)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from llmrec.config import apply_overrides, from_dict, read_config_file
+from llmrec.errors import ConfigError
+
+Variant = Literal["beat", "title", "profile", "constant", "per_id"]
+VARIANTS = ("beat", "title", "profile", "constant", "per_id")
+TRAINABLE = ("beat", "constant", "per_id")
+
+
+@dataclass(kw_only=True)
+class AlignModelConfig:
+    llm: str = "smollm2-135m"
+    """Frozen causal LLM (catalogue name or local HF folder)."""
+    variant: Variant = "beat"
+    """beat = projected behaviour tokens; title = item name only, no soft tokens; profile = the
+    long text profile (user and item summaries); constant = 12 learned constant soft tokens (a
+    trained-prompt control); per_id = one learned soft token per user and item, initialised from
+    the stage-1 graph embeddings."""
+    tokenizer_run: str = ""
+    """Stage-1 run folder (``llmrec tokenizer train``): tokens, codebooks, data config."""
+    use_macro: bool = True
+    """False = ablation: drop the macro token of user and item."""
+    use_micro: bool = True
+    """False = ablation: drop the micro tokens of user and item."""
+    sar: bool = True
+    """Semantic alignment regulariser (False = the no-SAR ablation)."""
+    sar_weight: float = 1.0
+    """Weight of SAR in the loss (BEAT: 1.0)."""
+    train_codebooks: bool = False
+    """Also fine-tune the stage-1 codewords (off: only the projection trains)."""
+    n_constant: int = 12
+    """Soft tokens of the constant control (half in the user slot, half in the item slot)."""
+    lora_rank: int = 0
+    """> 0: ablation that also trains LoRA adapters (peft) on the LLM's attention projections."""
+    lora_alpha: int = 16
+    """LoRA scaling numerator."""
+    bf16: bool = True
+    """bfloat16 autocast for the LLM forward/backward (about 1.5x faster here on CPU; weights stay
+    float32, the loss is computed in float32)."""
+    prompt: str | None = None
+    """Prompt template; default: explanation (soft tokens), explanation_title, explanation_profile."""
+
+    def prompt_name(self) -> str:
+        if self.prompt:
+            return self.prompt
+        return {"title": "explanation_title", "profile": "explanation_profile"}.get(self.variant, "explanation")
+
+
+@dataclass(kw_only=True)
+class AlignTrainConfig:
+    epochs: int = 1
+    """Passes over the training pairs (BEAT: 3; the CPU default is 1)."""
+    batch_size: int = 8
+    """Pairs per step (BEAT: 8)."""
+    lr: float = 1e-3
+    """AdamW learning rate (BEAT: 1e-4 over 3 full epochs; a CPU budget of ~100 steps needs more)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    grad_clip: float = 1.0
+    """Gradient norm clip (0 = off)."""
+    max_train_pairs: int | None = 800
+    """Seeded sample of the training pairs (None = all)."""
+    max_target_tokens: int = 64
+    """Reference explanations are cut to this many LLM tokens for the NLL."""
+    seed: int = 0
+    """Seed of weights, pair sample and batch order."""
+    out_dir: str = "runs/alignment"
+    """Artifact folder."""
+    resume: bool = True
+    """Resume from out_dir/last.pt when present."""
+    checkpoint_every: int = 25
+    """Write last.pt every this many steps."""
+    progress: bool = True
+    """tqdm progress bars."""
+
+
+@dataclass(kw_only=True)
+class AlignEvalConfig:
+    splits: list[str] = field(default_factory=lambda: ["test", "zero_shot"])
+    """Explanation splits to generate for and score."""
+    max_pairs: int | None = 200
+    """Seeded sample of each split's pairs (None = all)."""
+    max_new_tokens: int = 64
+    """Generation length cap."""
+    batch_size: int = 16
+    """Generation batch."""
+    backend: str = "hf"
+    """hf or vllm."""
+    scorer: str = "smollm2-135m"
+    """The one fixed LM of the BARTScore-style likelihood score, for every method."""
+    bert_model: str = "minilm-l6"
+    """BERTScore encoder (catalogue name or folder)."""
+    bootstrap: int = 2000
+    """Paired bootstrap resamples."""
+
+
+@dataclass(kw_only=True)
+class TeacherConfig:
+    model: str | None = None
+    """Teacher LLM; None = the best installed catalogue model (Qwen2.5-0.5B, else SmolLM2-135M)."""
+    per_user: int = 1
+    """Pairs per user, drawn from the user's liked TRAIN interactions (seeded)."""
+    min_rating: float = 4.0
+    """A liked interaction has at least this rating (all count where there are no ratings)."""
+    max_liked: int = 8
+    """Titles in the user's profile (other liked train items, never the explained item)."""
+    valid_ratio: float = 0.1
+    """Share of users whose pairs form the valid split."""
+    test_ratio: float = 0.1
+    """Share of users whose pairs form the test split."""
+    max_new_tokens: int = 80
+    """Teacher answer length cap."""
+    batch_size: int = 16
+    """Pairs per LLM batch."""
+    seed: int = 0
+    """Seed of the pair sample and the user split."""
+
+
+@dataclass(kw_only=True)
+class AlignRunConfig:
+    model: AlignModelConfig = field(default_factory=AlignModelConfig)
+    train: AlignTrainConfig = field(default_factory=AlignTrainConfig)
+    eval: AlignEvalConfig = field(default_factory=AlignEvalConfig)
+    references: str = "xrec"
+    """xrec = the dataset's own explanation texts (split by the data layer); or a JSONL of
+    teacher-generated references (``llmrec align teacher``) with user, item, split, explanation."""
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    """Teacher pass writing references for data without reviews (MovieLens)."""
+    variants: dict[str, dict] = field(default_factory=dict)
+    """Comparison (``llmrec eval explanations``): name -> dotted overrides of ``model``."""
+
+    def check(self) -> None:
+        if not self.model.tokenizer_run:
+            raise ConfigError("model.tokenizer_run: the stage-1 run folder is required")
+        bad = [s for s in self.eval.splits if s not in ("train", "valid", "test", "zero_shot")]
+        if bad:
+            raise ConfigError(f"eval.splits: unknown split(s) {bad}; known: train, valid, test, zero_shot")
+
+
+def load_align_config(path: str | Path | None = None, overrides: list[str] | None = None) -> AlignRunConfig:
+    values = read_config_file(path)
+    apply_overrides(values, overrides or [])
+    return from_dict(AlignRunConfig, values)

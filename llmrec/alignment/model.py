@@ -1,0 +1,137 @@
+"""The stage-2 model: a frozen LLM, a soft-token source and a prompt template.
+
+The LLM never trains (its parameters have ``requires_grad=False``, so backward computes activation
+gradients only); the trainable parts are the source (projector, optionally codebooks; or the
+controls' tokens) and, in the LoRA ablation, the adapters.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import Any
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from llmrec.alignment.config import AlignModelConfig
+from llmrec.alignment.sar import sar_loss
+from llmrec.alignment.sources import BehaviourTokens, ConstantTokens, IdTokens
+from llmrec.errors import ConfigError
+from llmrec.llm.prompts import load_prompt
+
+
+def build_source(cfg: AlignModelConfig, backend: Any, tokenizer: Any, *, seed: int = 0) -> nn.Module | None:
+    hidden = backend.hidden_size
+    if cfg.variant == "beat":
+        return BehaviourTokens(tokenizer, hidden, use_macro=cfg.use_macro, use_micro=cfg.use_micro,
+                               train_codebooks=cfg.train_codebooks)
+    if cfg.variant == "per_id":
+        users, items = tokenizer.graph()
+        return IdTokens(users, items, hidden)
+    if cfg.variant == "constant":
+        return ConstantTokens(backend.model.get_input_embeddings().weight, cfg.n_constant, seed=seed)
+    return None
+
+
+class Aligner(nn.Module):
+    def __init__(self, cfg: AlignModelConfig, backend: Any, tokenizer: Any = None, *, seed: int = 0):
+        super().__init__()
+        self.cfg = cfg
+        self.backend = backend  # not a submodule: the frozen LLM stays out of state_dict()
+        self.template = load_prompt(cfg.prompt_name())
+        torch.manual_seed(seed)
+        self.source = build_source(cfg, backend, tokenizer, seed=seed)
+        self.lora = None
+        if cfg.lora_rank > 0:
+            self._add_lora()
+
+    def _add_lora(self) -> None:
+        from peft import LoraConfig, get_peft_model
+
+        peft_model = get_peft_model(self.backend.model, LoraConfig(r=self.cfg.lora_rank, lora_alpha=self.cfg.lora_alpha,
+                                                                   target_modules=["q_proj", "v_proj"]))
+        self.backend.model = peft_model
+        self.lora = nn.ParameterDict({k.replace(".", "__"): p for k, p in peft_model.named_parameters()
+                                      if p.requires_grad})
+
+    @property
+    def trainable(self) -> bool:
+        return any(p.requires_grad for p in self.parameters())
+
+    def autocast(self):
+        on = self.cfg.bf16 and self.backend.device.type == "cpu"
+        return torch.autocast("cpu", dtype=torch.bfloat16) if on else nullcontext()
+
+    # -- prompts ---------------------------------------------------------------------------------
+    def soft_blocks(self, rows: pd.DataFrame) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        if self.source is None:
+            return None, None
+        dev = self.backend.device
+        users = torch.tensor(rows["user"].to_numpy(), dtype=torch.long)
+        items = torch.tensor(rows["item"].to_numpy(), dtype=torch.long)
+        self.source.to(dev)
+        return self.source(users.to(dev), items.to(dev))
+
+    def requests(self, rows: pd.DataFrame) -> tuple[list[list[dict]], torch.Tensor | None]:
+        """Chat requests for the rows, and the (B, K, H) soft tokens they carry (None without)."""
+        u, i = self.soft_blocks(rows)
+        out = []
+        for k, row in enumerate(rows.itertuples(index=False)):
+            values: dict[str, Any] = {"title": row.title}
+            if "user_tokens" in self.template.placeholders:
+                values.update(user_tokens=u[k], item_tokens=i[k])
+            if "user_profile" in self.template.placeholders:
+                values.update(user_profile=row.user_summary, item_profile=row.item_summary)
+            out.append(self.template.messages(**values))
+        soft = torch.cat([u, i], 1) if u is not None else None
+        return out, soft
+
+    # -- training loss ---------------------------------------------------------------------------
+    def targets(self, texts: list[str], max_tokens: int) -> list[list[int]]:
+        eos = self.backend.tokenizer.eos_token_id
+        out = []
+        for text in texts:
+            ids = self.backend.target_ids(" ".join(str(text).split()))
+            out.append(ids[:max_tokens] if len(ids) >= max_tokens or eos is None else ids + [eos])
+        return out
+
+    def loss(self, rows: pd.DataFrame, *, max_target_tokens: int = 64) -> dict[str, torch.Tensor]:
+        """NLL of the reference explanation tokens only (prompt positions carry no loss), plus
+        ``sar_weight`` * SAR when enabled and the variant has soft tokens."""
+        reqs, soft = self.requests(rows)
+        tgt = self.targets(list(rows["reference"]), max_target_tokens)
+        bk = self.backend
+        batch = bk.assembler(reqs, extra=tgt, pad_side="left", device=bk.device)
+        width = max(map(len, tgt))
+        labels = torch.full((len(tgt), width), -100, dtype=torch.long)
+        for r, ids in enumerate(tgt):
+            labels[r, width - len(ids):] = torch.tensor(ids)
+        labels = labels.to(bk.device)
+        positions = (batch.attention_mask.cumsum(-1) - 1).clamp(min=0)  # left padding
+        with self.autocast():
+            logits = bk.model(inputs_embeds=batch.embeds, attention_mask=batch.attention_mask,
+                              position_ids=positions, logits_to_keep=width + 1).logits[:, :-1]
+        nll = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=-100)
+        out = {"nll": nll, "loss": nll}
+        if self.cfg.sar and soft is not None:
+            text = bk.embed_tokens(labels.clamp(min=0))
+            sar = sar_loss(text, (labels != -100).long(), soft)
+            out["sar"] = sar
+            out["loss"] = nll + self.cfg.sar_weight * sar
+        return out
+
+    # -- state -----------------------------------------------------------------------------------
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu() for k, v in self.state_dict().items()}
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        if unexpected or [m for m in missing if not m.endswith(("_codes",))]:
+            raise ConfigError(f"checkpoint does not fit this model: missing {missing}, unexpected {unexpected}")
+
+
+def check_variant(cfg: AlignModelConfig, tokenizer: Any) -> None:
+    if cfg.variant in ("beat", "per_id") and tokenizer is None:
+        raise ConfigError(f"variant {cfg.variant!r} needs model.tokenizer_run (a stage-1 run folder)")

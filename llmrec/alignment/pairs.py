@@ -1,0 +1,88 @@
+"""(user, item, reference explanation) pairs for stage 2, split by the data layer.
+
+With ``references: xrec`` the texts are the dataset's own explanations and their split is the data
+layer's (train / valid / test / zero_shot; ``excluded`` pairs are dropped). Otherwise
+``references`` is a JSONL of teacher-generated references (``llmrec align teacher``), each row
+user, item (the dataset's raw ids), split and explanation. Training reads ``train`` rows only.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from llmrec.data.prepare import Prepared
+from llmrec.errors import DataError
+
+COLUMNS = ["id", "user", "item", "user_raw", "item_raw", "title", "user_summary", "item_summary",
+           "reference", "split", "source"]
+
+
+def load_pairs(data: Prepared, references: str = "xrec") -> pd.DataFrame:
+    if references == "xrec":
+        expl = data.explanations
+        if expl is None:
+            raise DataError(f"dataset {data.name!r} has no explanation texts; give a teacher reference file "
+                            "(`llmrec align teacher`) as `references`")
+        expl = expl.loc[expl["split"] != "excluded"]
+        frame = pd.DataFrame({"user": expl["user"].to_numpy(np.int64), "item": expl["item"].to_numpy(np.int64),
+                              "reference": expl["explanation"].astype(str).to_numpy(),
+                              "split": expl["split"].to_numpy(),
+                              "user_summary": expl.get("user_summary", "").astype(str).to_numpy()
+                              if "user_summary" in expl else "",
+                              "item_summary": expl.get("item_summary", "").astype(str).to_numpy()
+                              if "item_summary" in expl else "",
+                              "source": "dataset"})
+        if "title" in expl:
+            frame["title"] = expl["title"].astype(str).to_numpy()
+    else:
+        frame = _read_teacher(Path(references), data)
+    if "title" not in frame or (frame["title"] == "").all():
+        titles = data.items["title"] if data.items is not None else None
+        frame["title"] = [str(titles.get(i, data.item_vocab[i])) if titles is not None else data.item_vocab[i]
+                          for i in frame["item"]]
+    frame["user_raw"] = [data.user_vocab[u] for u in frame["user"]]
+    frame["item_raw"] = [data.item_vocab[i] for i in frame["item"]]
+    frame["id"] = frame["user_raw"] + ":" + frame["item_raw"]
+    if frame["id"].duplicated().any():
+        frame = frame.drop_duplicates("id")  # a repeated (user, item) row would be scored twice
+    return frame[COLUMNS].reset_index(drop=True)
+
+
+def _read_teacher(path: Path, data: Prepared) -> pd.DataFrame:
+    if not path.exists():
+        raise DataError("reference file does not exist (run `llmrec align teacher`)", path=str(path))
+    users = {u: i for i, u in enumerate(data.user_vocab)}
+    items = {v: i for i, v in enumerate(data.item_vocab)}
+    rows = []
+    for line_no, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"not JSON: {exc.msg}", path=str(path), line=line_no) from None
+        for key in ("user", "item", "split", "explanation"):
+            if key not in r:
+                raise DataError(f"missing field {key!r}", path=str(path), line=line_no)
+        u, i = users.get(str(r["user"])), items.get(str(r["item"]))
+        if u is None or not i:
+            raise DataError(f"unknown {'user' if u is None else 'item'} id "
+                            f"{r['user'] if u is None else r['item']!r}", path=str(path), line=line_no)
+        rows.append({"user": u, "item": i, "reference": str(r["explanation"]), "split": r["split"],
+                     "user_summary": r.get("user_profile", ""), "item_summary": r.get("item_profile", ""),
+                     "source": "teacher:" + str(r.get("model", "?"))})
+    if not rows:
+        raise DataError("no reference rows", path=str(path))
+    return pd.DataFrame(rows)
+
+
+def sample(frame: pd.DataFrame, split: str, n: int | None, seed: int) -> pd.DataFrame:
+    """A seeded sample of one split's pairs, in a fixed order (the same for every method)."""
+    part = frame.loc[frame["split"] == split]
+    if n is not None and len(part) > n:
+        part = part.iloc[np.sort(np.random.default_rng(seed).choice(len(part), n, replace=False))]
+    return part.reset_index(drop=True)

@@ -1,0 +1,137 @@
+"""Scores a finished (or partial) comparison folder: metrics per method and split, BEAT minus
+every other method with paired bootstrap 95% intervals over pairs, Markdown + JSON + PNG."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from llmrec.atomic import write_text
+from llmrec.eval import text as tm
+from llmrec.eval.bootstrap import paired_bootstrap, paired_bootstrap_corpus
+from llmrec.llm.jobs import read_results
+
+PER_PAIR = ["rouge_l", "bert_f1", "lm_score", "lm_ref_to_gen", "lm_gen_to_ref", "grounded"]
+SHOWN = ["bleu1", "bleu4", "rouge_l", "bert_f1", "lm_score", "distinct1", "distinct2", "grounded",
+         "prompt_tokens", "segment_tokens", "ms"]
+
+
+def phrases_for(rows: pd.DataFrame, tokenizer: Any) -> list[list[str]]:
+    recs = tokenizer.records if tokenizer is not None else {"user": {}, "item": {}}
+    def of(side: str, idx: int) -> list[str]:
+        return list(recs[side].get(int(idx), {}).get("phrases", []))
+
+    return [of("user", u) + of("item", i) for u, i in zip(rows["user"], rows["item"])]
+
+
+def score_split(gens: pd.DataFrame, rows: pd.DataFrame, phrases: list[list[str]], *, scorer: Any,
+                bert_model: str) -> dict[str, Any]:
+    """Per-pair arrays and corpus figures of one method on one split (rows and gens in one order)."""
+    hyps, refs = list(gens["text"]), list(rows["reference"])
+    per: dict[str, np.ndarray] = {"rouge_l": tm.rouge_l(hyps, refs),
+                                  "bert_f1": tm.bert_score_f1(hyps, refs, model=bert_model),
+                                  "grounded": tm.grounded(hyps, list(rows["title"]), phrases)}
+    if scorer is not None:
+        per.update(tm.lm_scores(scorer, hyps, refs))
+    stats = {f"bleu{o}": tm.bleu_stats(hyps, refs, o) for o in (1, 4)}
+    corpus = {k: tm.bleu_from_stats(v.sum(0), int(k[-1])) for k, v in stats.items()}
+    corpus.update(distinct1=tm.distinct_n(hyps, 1), distinct2=tm.distinct_n(hyps, 2))
+    corpus.update({k: float(v.mean()) for k, v in per.items()})
+    for k in ("prompt_tokens", "segment_tokens", "ms"):
+        corpus[k] = float(np.median(gens[k]))
+    return {"per_pair": per, "stats": stats, "corpus": corpus, "n": len(hyps)}
+
+
+def load_gens(folder: Path, split: str, rows: pd.DataFrame) -> pd.DataFrame | None:
+    path = folder / f"gen_{split}.jsonl"
+    if not path.exists():
+        return None
+    got = {r["id"]: r["parsed"] for r in read_results(path)}
+    if any(i not in got for i in rows["id"]):
+        return None  # unfinished: scored once complete
+    return pd.DataFrame([{"id": i, **got[i]} for i in rows["id"]])
+
+
+def compare(scores: dict[str, dict], reference: str = "beat", *, n_resamples: int = 2000, seed: int = 0) -> dict:
+    """``reference`` minus every other method, per metric, paired over the same pairs."""
+    if reference not in scores:
+        return {}
+    ref = scores[reference]
+    out: dict[str, dict] = {}
+    for name, other in scores.items():
+        if name == reference:
+            continue
+        d: dict[str, Any] = {}
+        for k in ("bleu1", "bleu4"):
+            order = int(k[-1])
+            d[k] = paired_bootstrap_corpus(other["stats"][k], ref["stats"][k],
+                                           lambda s, o=order: tm.bleu_from_stats(s, o),
+                                           n_resamples=n_resamples, seed=seed)
+        for k in PER_PAIR:
+            if k in ref["per_pair"] and k in other["per_pair"]:
+                d[k] = paired_bootstrap(other["per_pair"][k], ref["per_pair"][k], n_resamples=n_resamples, seed=seed)
+        out[name] = d
+    return out
+
+
+def markdown(result: dict, labels: dict[str, str]) -> str:
+    lines = []
+    for split, block in result["splits"].items():
+        lines += [f"### {split} ({block['n']} pairs)", "",
+                  "| method | BLEU-1 | BLEU-4 | ROUGE-L | BERTScore F1 | LM score | distinct-1 | distinct-2 | "
+                  "grounding | prompt tokens | record tokens | ms / expl. |",
+                  "|---|" + "---:|" * 11]
+        for name, c in block["methods"].items():
+            lines.append(f"| {labels.get(name, name)} | {c['bleu1']:.4f} | {c['bleu4']:.4f} | {c['rouge_l']:.4f} | "
+                         f"{c['bert_f1']:.4f} | {c.get('lm_score', float('nan')):.3f} | {c['distinct1']:.3f} | "
+                         f"{c['distinct2']:.3f} | {c['grounded']:.3f} | {c['prompt_tokens']:.0f} | "
+                         f"{c['segment_tokens']:.0f} | {c['ms']:.0f} |")
+        if block.get("differences"):
+            lines += ["", f"BEAT minus each method on {split} (paired bootstrap 95% interval over pairs):", "",
+                      "| vs | BLEU-1 | BLEU-4 | ROUGE-L | BERTScore F1 | LM score | grounding |", "|---|" + "---|" * 6]
+            for name, d in block["differences"].items():
+                cells = [_ci(d.get(k)) for k in ("bleu1", "bleu4", "rouge_l", "bert_f1", "lm_score", "grounded")]
+                lines.append(f"| {labels.get(name, name)} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _ci(d: dict | None) -> str:
+    if not d:
+        return "-"
+    return f"{d['mean_diff']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]"
+
+
+def plot(result: dict, labels: dict[str, str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    splits = list(result["splits"])
+    metrics = [("bleu1", "BLEU-1"), ("bert_f1", "BERTScore F1"), ("rouge_l", "ROUGE-L"), ("grounded", "grounding")]
+    fig, axes = plt.subplots(len(splits), len(metrics), figsize=(4 * len(metrics), 3.2 * len(splits)), squeeze=False)
+    for r, split in enumerate(splits):
+        methods = result["splits"][split]["methods"]
+        names = list(methods)
+        for c, (key, title) in enumerate(metrics):
+            ax = axes[r][c]
+            vals = [methods[n][key] for n in names]
+            ax.barh(range(len(names)), vals, color=["tab:red" if n == "beat" else "tab:gray" for n in names])
+            ax.set_yticks(range(len(names)), [labels.get(n, n) for n in names] if c == 0 else [""] * len(names),
+                          fontsize=7)
+            ax.invert_yaxis()
+            ax.set_title(f"{title} ({split})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def save(result: dict, out: Path, labels: dict[str, str], title: str) -> None:
+    write_text(out / "results.json", json.dumps(result, indent=2))
+    write_text(out / "results.md", f"## {title}\n\n{result.get('note', '')}\n\n" + markdown(result, labels))
+    plot(result, labels, out / "results.png")

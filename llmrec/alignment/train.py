@@ -1,0 +1,180 @@
+"""Stage-2 training loop (outside the model): seeded batches, AdamW on the trainable parts only,
+atomic resumable checkpoints, a progress bar and a metrics log."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from llmrec.alignment.config import AlignRunConfig
+from llmrec.alignment.model import Aligner, check_variant
+from llmrec.alignment.pairs import load_pairs, sample
+from llmrec.atomic import write_text
+from llmrec.config import from_dict, to_dict
+from llmrec.errors import ConfigError
+from llmrec.train.checkpoint import load_checkpoint, save_checkpoint
+from llmrec.train.seed import rng_state, seed_everything, set_rng_state
+
+KIND = "llmrec-alignment"
+# settings that may change between a run and its resume
+FREE = {"out_dir", "resume", "progress", "checkpoint_every"}
+
+
+@dataclass
+class Stage2:
+    cfg: AlignRunConfig
+    tokenizer: Any
+    pairs: pd.DataFrame
+    backend: Any
+    aligner: Aligner
+
+
+def load_backend_for(cfg: AlignRunConfig, backend: Any = None, kind: str = "hf") -> Any:
+    if backend is not None:
+        return backend
+    from llmrec.llm.backend import load_backend
+
+    return load_backend(cfg.model.llm, backend=kind, batch_size=cfg.eval.batch_size)
+
+
+def setup(cfg: AlignRunConfig, *, backend: Any = None, tokenizer: Any = None, pairs: pd.DataFrame | None = None,
+          backend_kind: str = "hf") -> Stage2:
+    """Everything stage 2 needs; ``backend`` / ``tokenizer`` / ``pairs`` may be passed in (tests,
+    sweeps reusing one loaded LLM)."""
+    cfg.check()
+    if tokenizer is None:
+        from llmrec.tokenizer.artifacts import TrainedTokenizer
+
+        tokenizer = TrainedTokenizer(cfg.model.tokenizer_run)
+    check_variant(cfg.model, tokenizer)
+    if pairs is None:
+        from llmrec.data.prepare import prepare
+
+        pairs = load_pairs(prepare(tokenizer.cfg.data), cfg.references)
+    backend = load_backend_for(cfg, backend, backend_kind)
+    aligner = Aligner(cfg.model, backend, tokenizer, seed=cfg.train.seed)
+    return Stage2(cfg, tokenizer, pairs, backend, aligner)
+
+
+def _comparable(cfg: AlignRunConfig) -> dict:
+    d = to_dict(cfg)
+    d["train"] = {k: v for k, v in d["train"].items() if k not in FREE}
+    return {"model": d["model"], "train": d["train"], "references": d["references"]}
+
+
+def payload(s: Stage2, **extra: Any) -> dict:
+    return {"kind": KIND, "state": s.aligner.trainable_state(), "config": to_dict(s.cfg),
+            "llm": s.cfg.model.llm, "prompt": s.aligner.template.name, "prompt_hash": s.aligner.template.hash,
+            "tokenizer_run": s.cfg.model.tokenizer_run, **extra}
+
+
+def fit(s: Stage2) -> dict[str, Any]:
+    """Train (or resume) and write ``final.pt``; variants without trainable parts just write it."""
+    cfg, tc = s.cfg, s.cfg.train
+    out = Path(tc.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "config.json", json.dumps(to_dict(cfg), indent=2))
+    final = out / "final.pt"
+    if final.exists() and tc.resume:
+        s.aligner.load_trainable_state(load_checkpoint(final)["state"])
+        return json.loads((out / "train_summary.json").read_text())
+    seed_everything(tc.seed)
+    train = sample(s.pairs, "train", tc.max_train_pairs, tc.seed)
+    summary: dict[str, Any] = {"variant": cfg.model.variant, "llm": cfg.model.llm, "train_pairs": int(len(train)),
+                               "steps": 0, "seconds": 0.0, "trainable_params": 0}
+    if not s.aligner.trainable:
+        save_checkpoint(final, payload(s, step=0))
+        write_text(out / "train_summary.json", json.dumps(summary, indent=2))
+        return summary
+    if len(train) == 0:
+        raise ConfigError("no training pairs (split 'train' is empty)")
+    params = [p for p in s.aligner.parameters() if p.requires_grad]
+    summary["trainable_params"] = int(sum(p.numel() for p in params))
+    opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
+    per_epoch = math.ceil(len(train) / tc.batch_size)
+    total = per_epoch * tc.epochs
+    step, seconds = 0, 0.0
+    last = out / "last.pt"
+    if last.exists() and tc.resume:
+        ck = load_checkpoint(last)
+        if _comparable(from_dict(AlignRunConfig, ck["config"])) != _comparable(cfg):
+            raise ConfigError(f"{last} was written with another model/train config; use another out_dir "
+                              "or train.resume=false")
+        s.aligner.load_trainable_state(ck["state"])
+        opt.load_state_dict(ck["optimizer"])
+        set_rng_state(ck["rng"])
+        step, seconds = ck["step"], ck["seconds"]
+    _trim_log(out / "metrics.jsonl", step)
+    s.aligner.train()
+    bar = tqdm(total=total, initial=step, desc=f"align {cfg.model.variant}", disable=None if tc.progress else True)
+    while step < total:
+        epoch, k = divmod(step, per_epoch)
+        order = np.random.default_rng(tc.seed + epoch).permutation(len(train))
+        rows = train.iloc[order[k * tc.batch_size:(k + 1) * tc.batch_size]]
+        t0 = time.perf_counter()
+        losses = s.aligner.loss(rows, max_target_tokens=tc.max_target_tokens)
+        opt.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        if tc.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
+        opt.step()
+        step += 1
+        seconds += time.perf_counter() - t0
+        record = {"step": step, "epoch": epoch, **{k: round(v.item(), 5) for k, v in losses.items()},
+                  "seconds": round(seconds, 2)}
+        with (out / "metrics.jsonl").open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        bar.update(1)
+        bar.set_postfix(nll=f"{record['nll']:.3f}")
+        if step % tc.checkpoint_every == 0 or step == total:
+            save_checkpoint(last, payload(s, optimizer=opt.state_dict(), rng=rng_state(), step=step,
+                                          seconds=seconds))
+    bar.close()
+    s.aligner.eval()
+    summary.update(steps=step, seconds=round(seconds, 1), seconds_per_step=round(seconds / max(step, 1), 3),
+                   final_nll=_mean_tail(out / "metrics.jsonl", "nll"))
+    save_checkpoint(final, payload(s, step=step))
+    write_text(out / "train_summary.json", json.dumps(summary, indent=2))
+    return summary
+
+
+def _trim_log(path: Path, step: int) -> None:
+    """Drop log lines past the resumed step (a crash after the log write, before the checkpoint)."""
+    if not path.exists():
+        return
+    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+    write_text(path, "".join(ln + "\n" for ln in keep))
+
+
+def _mean_tail(path: Path, key: str, n: int = 20) -> float | None:
+    rows = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+    vals = [r[key] for r in rows[-n:] if key in r]
+    return round(float(np.mean(vals)), 4) if vals else None
+
+
+def load_run(run_dir: str | Path, *, backend: Any = None, backend_kind: str = "hf", tokenizer: Any = None,
+             pairs: pd.DataFrame | None = None) -> Stage2:
+    """Rebuild a trained stage-2 model from its folder (``final.pt``)."""
+    path = Path(run_dir) / "final.pt"
+    if not path.exists():
+        raise ConfigError(f"{run_dir} holds no final.pt (train it with `llmrec align train`)")
+    ck = load_checkpoint(path)
+    if ck.get("kind") != KIND:
+        raise ConfigError(f"{path} is not a stage-2 checkpoint")
+    cfg = from_dict(AlignRunConfig, ck["config"])
+    s = setup(cfg, backend=backend, tokenizer=tokenizer, pairs=pairs, backend_kind=backend_kind)
+    if s.aligner.template.hash != ck["prompt_hash"]:
+        raise ConfigError(f"{path}: prompt {ck['prompt']!r} changed since training "
+                          f"(hash {ck['prompt_hash']} -> {s.aligner.template.hash})")
+    s.aligner.load_trainable_state(ck["state"])
+    s.aligner.eval()
+    return s

@@ -1,0 +1,155 @@
+"""Stage 2 on tiny configs: every source variant, the loss, resume, explain, the comparison."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from llmrec.alignment.compare import generate_all, score_all
+from llmrec.alignment.explain import explain_rows, read_pairs_file, rows_for
+from llmrec.alignment.pairs import sample
+from llmrec.alignment.train import fit, load_run, setup
+from llmrec.errors import ConfigError, DataError
+from tests.alignment.conftest import align_cfg, tiny_backend
+
+SHAPES = {("beat", True, True): 3, ("beat", False, True): 2, ("beat", True, False): 1, ("per_id", True, True): 1,
+          ("constant", True, True): 6}
+
+
+@pytest.mark.parametrize("variant,macro,micro", list(SHAPES))
+def test_soft_token_blocks_per_variant(stage1, tmp_path, variant, macro, micro):
+    s = setup(align_cfg(stage1, tmp_path, variant=variant, use_macro=macro, use_micro=micro), backend=tiny_backend())
+    rows = sample(s.pairs, "train", 3, 0)
+    u, i = s.aligner.soft_blocks(rows)
+    n = SHAPES[(variant, macro, micro)]  # tiny stage 1: 1 macro + 2 micro tokens per entity
+    assert u.shape == (3, n, 32) and i.shape == (3, n, 32)
+    if variant == "beat":  # rows of the same user get the same tokens; the codes are stage 1's
+        codes = s.tokenizer.codes("user")[rows["user"].to_numpy()]
+        assert s.aligner.source.user_codes[torch.as_tensor(rows["user"].to_numpy())].tolist() == \
+            codes[:, [j for j, n_ in enumerate(s.tokenizer.token_names())
+                      if (macro if n_ == "macro" else micro)]].tolist()
+
+
+def test_no_token_left_is_a_config_error(stage1, tmp_path):
+    with pytest.raises(ConfigError, match="no behaviour token left"):
+        setup(align_cfg(stage1, tmp_path, use_macro=False, use_micro=False), backend=tiny_backend())
+
+
+def test_nll_covers_reference_tokens_only(stage1, tmp_path):
+    s = setup(align_cfg(stage1, tmp_path, sar=False), backend=tiny_backend())
+    rows = sample(s.pairs, "train", 4, 0)
+    rows = rows.assign(reference=["the red book", "a cat sat on the mat", "the user", "hello world and it"])
+    nll = s.aligner.loss(rows, max_target_tokens=12)["nll"]
+    reqs, _ = s.aligner.requests(rows)
+    targets = s.aligner.targets(list(rows["reference"]), 12)
+    eos = s.backend.tokenizer.eos_token_id
+    # by hand: log-probabilities of the reference tokens plus the end-of-sequence token after the
+    # prompt, averaged over all of them (no prompt position counts)
+    total, count = 0.0, 0
+    for req, tgt in zip(reqs, targets):
+        assert tgt[-1] == eos
+        with torch.no_grad():
+            lp = s.backend.forward_logprobs([req], [s.backend.tokenizer.decode(tgt[:-1]) + " <|im_end|>"])[0]
+        assert len(lp) == len(tgt)
+        total -= float(lp.sum())
+        count += len(lp)
+    assert nll.item() == pytest.approx(total / count, rel=1e-4)
+
+
+def test_train_changes_only_the_projection_and_resumes_exactly(stage1, tmp_path, monkeypatch):
+    straight = setup(align_cfg(stage1, tmp_path / "a"), backend=tiny_backend())
+    llm_before = {k: v.clone() for k, v in straight.backend.model.state_dict().items()}
+    proj_before = {k: v.clone() for k, v in straight.aligner.trainable_state().items()}
+    summary = fit(straight)
+    assert summary["steps"] == 3 and summary["trainable_params"] > 0
+    assert all(torch.equal(v, straight.backend.model.state_dict()[k]) for k, v in llm_before.items())
+    after = straight.aligner.trainable_state()
+    assert any(not torch.equal(proj_before[k], after[k]) for k in after)
+    lines = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [1, 2, 3] and all(x["sar"] >= 0 for x in lines)
+
+    crashed = setup(align_cfg(stage1, tmp_path / "b"), backend=tiny_backend())
+    real, calls = crashed.aligner.loss, {"n": 0}
+
+    def failing(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("simulated crash at step 3")
+        return real(*a, **k)
+
+    monkeypatch.setattr(crashed.aligner, "loss", failing)
+    with pytest.raises(KeyboardInterrupt):
+        fit(crashed)
+    resumed = setup(align_cfg(stage1, tmp_path / "b"), backend=tiny_backend())
+    fit(resumed)
+    got = resumed.aligner.trainable_state()
+    assert all(torch.allclose(got[k], after[k], atol=1e-6) for k in after)
+    lines_b = [json.loads(x)["step"] for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert lines_b == [1, 2, 3]
+
+    reloaded = load_run(tmp_path / "a", backend=tiny_backend())
+    assert all(torch.equal(reloaded.aligner.trainable_state()[k], after[k]) for k in after)
+
+
+def test_resume_refuses_a_changed_config(stage1, tmp_path, monkeypatch):
+    s = setup(align_cfg(stage1, tmp_path), backend=tiny_backend())
+    fit(s)
+    (tmp_path / "final.pt").unlink()
+    with pytest.raises(ConfigError, match="another model/train config"):
+        fit(setup(align_cfg(stage1, tmp_path, sar=False), backend=tiny_backend()))
+
+
+def test_explain_is_resumable_and_checks_ids(stage1, tmp_path):
+    s = setup(align_cfg(stage1, tmp_path), backend=tiny_backend())
+    fit(s)
+    rows = sample(s.pairs, "test", 5, 0)
+    out = explain_rows(s, rows, tmp_path / "gen.jsonl", max_new_tokens=4, batch_size=2, progress=False)
+    assert list(out["id"]) == list(rows["id"]) and (out["prompt_tokens"] > 6).all()
+    assert (out["segment_tokens"] == 6).all()
+    again = explain_rows(s, rows, tmp_path / "gen.jsonl", max_new_tokens=4, batch_size=2, progress=False)
+    assert list(again["text"]) == list(out["text"])
+    assert len((tmp_path / "gen.jsonl").read_text().splitlines()) == 5  # nothing generated twice
+    uid = s.pairs["user_raw"].iloc[0]
+    with pytest.raises(DataError, match="unknown item id 'nope'"):
+        rows_for(s, [(uid, "nope")])
+    bad = tmp_path / "pairs.jsonl"
+    bad.write_text(json.dumps({"user": uid, "item": s.pairs["item_raw"].iloc[0]}) + "\n{oops\n")
+    with pytest.raises(DataError, match="line 2"):
+        read_pairs_file(bad)
+
+
+def test_comparison_end_to_end(stage1, tmp_path):
+    """Train one step per trained variant, generate, score, bootstrap, write the table."""
+    cfg = align_cfg(stage1, tmp_path / "unused")
+    cfg.train.max_train_pairs = 4
+    cfg.variants = {"title": {"variant": "title"}, "constant": {"variant": "constant"}, "beat": {"variant": "beat"},
+                    "beat_no_sar": {"variant": "beat", "sar": False}}
+    backend = tiny_backend()
+    summaries = generate_all(cfg, tmp_path / "sweep", backend=backend, progress=False)
+    assert summaries["title"]["steps"] == 0 and summaries["beat"]["steps"] == 1
+    result = score_all(cfg, tmp_path / "sweep", scorer=backend)
+    test = result["splits"]["test"]
+    assert set(test["methods"]) == set(cfg.variants)
+    assert set(test["differences"]) == {"title", "constant", "beat_no_sar"}
+    d = test["differences"]["title"]["bleu1"]
+    assert d["ci_low"] <= d["mean_diff"] <= d["ci_high"]
+    assert test["methods"]["title"]["segment_tokens"] == 0 and test["methods"]["beat"]["segment_tokens"] == 6
+    md = (tmp_path / "sweep" / "results.md").read_text()
+    assert "(d) BEAT" in md and "paired bootstrap" in md
+    assert (tmp_path / "sweep" / "results.png").stat().st_size > 1000
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    from llmrec.cli import main as cli
+
+    assert cli(["align", "train"]) == 2
+    assert "model.tokenizer_run" in capsys.readouterr().err
+    assert cli(["explain", "--run", str(tmp_path)]) == 2
+    assert "--user and --item, or --pairs" in capsys.readouterr().err
+    assert cli(["explain", "--run", str(tmp_path), "--user", "1", "--item", "2"]) == 2
+    assert "no final.pt" in capsys.readouterr().err
+    assert cli(["eval", "explanations", "model.variant=nope", "model.tokenizer_run=x"]) == 2
+    assert "model.variant" in capsys.readouterr().err
+    assert cli(["compare-llms", "--models", "smollm2-135m", "--variants", "nope", "model.tokenizer_run=x"]) == 2
