@@ -124,7 +124,7 @@ class Aligner(nn.Module):
 
     # -- state -----------------------------------------------------------------------------------
     def trainable_state(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().cpu() for k, v in self.state_dict().items()}
+        return {k: v.detach().cpu().clone() for k, v in self.state_dict().items()}
 
     def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
         missing, unexpected = self.load_state_dict(state, strict=False)

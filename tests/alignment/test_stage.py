@@ -153,3 +153,17 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert cli(["eval", "explanations", "model.variant=nope", "model.tokenizer_run=x"]) == 2
     assert "model.variant" in capsys.readouterr().err
     assert cli(["compare-llms", "--models", "smollm2-135m", "--variants", "nope", "model.tokenizer_run=x"]) == 2
+
+
+@pytest.mark.parametrize("extra,trained", [({"lora_rank": 2}, "lora"), ({"train_codebooks": True}, "source.user_micro")])
+def test_optional_trainable_parts(stage1, tmp_path, extra, trained):
+    s = setup(align_cfg(stage1, tmp_path, **extra), backend=tiny_backend())
+    before = s.aligner.trainable_state()
+    assert any(k.startswith(trained) for k in before)
+    base = {k: v.clone() for k, v in s.backend.model.state_dict().items() if "lora" not in k}
+    fit(s)
+    after = s.aligner.trainable_state()
+    assert any(not torch.equal(before[k], after[k]) for k in after if k.startswith(trained))
+    assert all(torch.equal(v, s.backend.model.state_dict()[k]) for k, v in base.items())
+    again = load_run(tmp_path, backend=tiny_backend())
+    assert all(torch.equal(again.aligner.trainable_state()[k], after[k]) for k in after)

@@ -1,0 +1,1 @@
+"""Datasets: loaders, preparation, splits, sequences."""

@@ -1,0 +1,1 @@
+"""BEAT stage 1: LightGCN + VQ behaviour tokens with text supervision."""
