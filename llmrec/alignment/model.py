@@ -31,7 +31,8 @@ def build_source(cfg: AlignModelConfig, backend: Any, tokenizer: Any, *, seed: i
         users, items = tokenizer.graph()
         return IdTokens(users, items, hidden)
     if cfg.variant == "constant":
-        return ConstantTokens(backend.model.get_input_embeddings().weight, cfg.n_constant, seed=seed)
+        vocab = backend.embed_tokens(torch.arange(len(backend.tokenizer))).detach()  # any backend
+        return ConstantTokens(vocab, cfg.n_constant, seed=seed)
     return None
 
 
@@ -60,15 +61,19 @@ class Aligner(nn.Module):
     def trainable(self) -> bool:
         return any(p.requires_grad for p in self.parameters())
 
+    @property
+    def device(self) -> torch.device:
+        return getattr(self.backend, "device", torch.device("cpu"))  # vLLM takes CPU embeddings
+
     def autocast(self):
-        on = self.cfg.bf16 and self.backend.device.type == "cpu"
+        on = self.cfg.bf16 and self.device.type == "cpu" and hasattr(self.backend, "model")
         return torch.autocast("cpu", dtype=torch.bfloat16) if on else nullcontext()
 
     # -- prompts ---------------------------------------------------------------------------------
     def soft_blocks(self, rows: pd.DataFrame) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         if self.source is None:
             return None, None
-        dev = self.backend.device
+        dev = self.device
         users = torch.tensor(rows["user"].to_numpy(), dtype=torch.long)
         items = torch.tensor(rows["item"].to_numpy(), dtype=torch.long)
         self.source.to(dev)
