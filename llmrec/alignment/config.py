@@ -35,6 +35,9 @@ class AlignModelConfig:
     """Weight of SAR in the loss (BEAT: 1.0)."""
     train_codebooks: bool = False
     """Also fine-tune the stage-1 codewords (off: only the projection trains)."""
+    scale_init: bool = True
+    """Scale the projector's last layer at init so projected tokens vary as much as the LLM's own
+    input embeddings (LSUV-style); False = PyTorch's default init (tokens start tiny and alike)."""
     n_constant: int = 12
     """Soft tokens of the constant control (half in the user slot, half in the item slot)."""
     lora_rank: int = 0

@@ -24,12 +24,18 @@ from llmrec.llm.prompts import load_prompt
 
 def build_source(cfg: AlignModelConfig, backend: Any, tokenizer: Any, *, seed: int = 0) -> nn.Module | None:
     hidden = backend.hidden_size
+    source: Any = None
     if cfg.variant == "beat":
-        return BehaviourTokens(tokenizer, hidden, use_macro=cfg.use_macro, use_micro=cfg.use_micro,
-                               train_codebooks=cfg.train_codebooks)
-    if cfg.variant == "per_id":
+        source = BehaviourTokens(tokenizer, hidden, use_macro=cfg.use_macro, use_micro=cfg.use_micro,
+                                 train_codebooks=cfg.train_codebooks)
+    elif cfg.variant == "per_id":
         users, items = tokenizer.graph()
-        return IdTokens(users, items, hidden)
+        source = IdTokens(users, items, hidden)
+    if source is not None:
+        if cfg.scale_init:
+            vocab = backend.embed_tokens(torch.arange(min(len(backend.tokenizer), 8192))).detach().float()
+            source.init_scale(float(vocab.std()))
+        return source
     if cfg.variant == "constant":
         vocab = backend.embed_tokens(torch.arange(len(backend.tokenizer))).detach()  # any backend
         return ConstantTokens(vocab, cfg.n_constant, seed=seed)

@@ -24,6 +24,19 @@ class Projector(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    @torch.no_grad()
+    def match_scale(self, sample: torch.Tensor, target_std: float) -> None:
+        """Data-dependent init (LSUV-style, Mishkin & Matas 2016): scale the last layer so that the
+        outputs on ``sample`` inputs vary across inputs as much as the LLM's own input embeddings
+        do, and zero its bias. With default init the outputs are ~5x smaller than real embeddings
+        and dominated by the shared bias, so every entity starts as nearly the same token."""
+        last = self.net[-1]
+        last.bias.zero_()
+        out = self.net(sample)
+        spread = (out - out.mean(0)).std().item()
+        if spread > 0:
+            last.weight.mul_(target_std / spread)
+
 
 class BehaviourTokens(nn.Module):
     """BEAT: the stage-1 codes of user and item, looked up in the (text-space) codebooks and
@@ -51,6 +64,12 @@ class BehaviourTokens(nn.Module):
         self.is_macro = [n == "macro" for n in self.names]
         self.proj = Projector(int(tokenizer.arrays["codebook_user_macro"].shape[1]), hidden)
 
+    def init_scale(self, target_std: float, n: int = 4096) -> None:
+        ids = {side: torch.randperm(len(getattr(self, f"{side}_codes")))[:n] for side in ("user", "item")}
+        with torch.no_grad():
+            sample = torch.cat([self.codewords(side, ids[side]).flatten(0, 1) for side in ids])
+        self.proj.match_scale(sample, target_std)
+
     def codewords(self, side: str, ids: torch.Tensor) -> torch.Tensor:
         """(B,) dense ids -> (B, T, C) codewords."""
         codes = getattr(self, f"{side}_codes")[ids]  # (B, T)
@@ -74,6 +93,11 @@ class IdTokens(nn.Module):
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.proj(self.user(users)).unsqueeze(1), self.proj(self.item(items)).unsqueeze(1)
+
+    def init_scale(self, target_std: float, n: int = 4096) -> None:
+        sample = torch.cat([self.user.weight[torch.randperm(self.user.num_embeddings)[:n]],
+                            self.item.weight[torch.randperm(self.item.num_embeddings)[:n]]]).detach()
+        self.proj.match_scale(sample, target_std)
 
 
 class ConstantTokens(nn.Module):
