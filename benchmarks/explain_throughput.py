@@ -1,5 +1,5 @@
-"""Explanations per second from a trained stage-2 (BEAT) run: HF transformers vs vLLM, batched,
-on the same real requests (XRec Yelp test pairs, behaviour tokens through the trained projection).
+"""Explanations per second from a trained stage-2 run: HF transformers vs vLLM, batched, on the
+same real requests (XRec Yelp test pairs with the run's trained soft tokens spliced in).
 
 Generation stops at end of sequence or ``--max-new-tokens`` (real explanations, not fixed
 lengths), greedy; the requests (soft tokens included) are built once and handed to both backends,
@@ -107,7 +107,7 @@ def main() -> None:
     else:
         note = f"vLLM rows not measured: no vLLM environment at {args.vllm_python} (make vllm-env)."
     base = rows[0]["expl_per_s"]
-    result = {"run": args.run, "llm": s.cfg.model.llm, "max_new_tokens": args.max_new_tokens, "repeats": args.repeats,
+    result = {"run": args.run, "variant": s.cfg.model.variant, "llm": s.cfg.model.llm, "max_new_tokens": args.max_new_tokens, "repeats": args.repeats,
               "torch_threads": torch.get_num_threads(), "vllm_load_s": load_s, "rows": rows, "note": note}
     out = Path(args.out)
     (out / "explain_throughput.json").write_text(json.dumps(result, indent=1))
@@ -115,7 +115,8 @@ def main() -> None:
           "vs HF fp32 batch 1 |", "|---|---:|---:|---:|---:|---:|---:|"]
     md += [f"| {r['mode']} | {r['batch']} | {r['explanations']} | {r['seconds']:.2f} | {r['expl_per_s']:.2f} | "
            f"{r['mean_new_tokens']:.1f} | {r['expl_per_s'] / base:.1f}x |" for r in rows]
-    md += ["", f"{s.cfg.model.llm}, trained BEAT projection ({args.run}), XRec Yelp test pairs, greedy, stop at "
+    md += ["", f"{s.cfg.model.llm}, trained stage-2 run `{args.run}` (variant {s.cfg.model.variant}: "
+           f"{s.aligner.template.name} prompt with soft tokens), XRec Yelp test pairs, greedy, stop at "
            f"end of sequence or {args.max_new_tokens} tokens, median of {args.repeats} runs, "
            f"{torch.get_num_threads()} torch threads, one invocation."
            + (f" vLLM engine start {load_s:.0f} s (not counted)." if load_s else "") + (" " + note if note else "")]
