@@ -16,7 +16,7 @@ from typing import Any
 from llmrec.alignment.config import AlignRunConfig
 from llmrec.alignment.explain import explain_rows
 from llmrec.alignment.pairs import sample
-from llmrec.alignment.train import fit, setup
+from llmrec.alignment.train import fit, load_inputs, setup
 from llmrec.atomic import write_text
 from llmrec.config import apply_overrides, from_dict, to_dict
 
@@ -79,19 +79,8 @@ def score_all(cfg: AlignRunConfig, out_dir: str | Path, *, tokenizer: Any = None
     from llmrec.alignment import report
 
     out = Path(out_dir)
-    if tokenizer is None:
-        from llmrec.tokenizer.artifacts import TrainedTokenizer
-
-        tokenizer = TrainedTokenizer(cfg.model.tokenizer_run)
-    if pairs is None:
-        from llmrec.alignment.pairs import load_pairs
-        from llmrec.data.prepare import prepare
-
-        pairs = load_pairs(prepare(tokenizer.cfg.data), cfg.references)
-    if scorer is None:
-        from llmrec.llm.hf import HFBackend
-
-        scorer = HFBackend(cfg.eval.scorer, use_chat_template=False, batch_size=cfg.eval.batch_size)
+    tokenizer, pairs = load_inputs(cfg, tokenizer, pairs)
+    scorer = scorer or load_scorer(cfg)
     variants = cfg.variants or DEFAULT_VARIANTS
     result: dict[str, Any] = {"splits": {}, "variants": variants, "sizes": _sizes(cfg), "scorer": cfg.eval.scorer,
                               "bert_model": cfg.eval.bert_model, "bleu_tokenizer": tm_tokenizer(),
@@ -116,6 +105,13 @@ def score_all(cfg: AlignRunConfig, out_dir: str | Path, *, tokenizer: Any = None
         result["splits"][split] = block
     report.save(result, out, labels or LABELS, f"Explanations, {cfg.model.llm}")
     return result
+
+
+def load_scorer(cfg: AlignRunConfig) -> Any:
+    """The one fixed LM of the LM score (plain text, no chat template)."""
+    from llmrec.llm.hf import HFBackend
+
+    return HFBackend(cfg.eval.scorer, use_chat_template=False, batch_size=cfg.eval.batch_size)
 
 
 def tm_tokenizer() -> str:
@@ -167,12 +163,13 @@ def compare_llms(cfg: AlignRunConfig, models: list[str], out_dir: str | Path, *,
 
         raise ConfigError(f"unknown variant(s) {missing}; known: {sorted(cfg.variants or DEFAULT_VARIANTS)}")
     per_model = {}
-    tokenizer = pairs = None
+    tokenizer, pairs = load_inputs(cfg)  # shared by every LLM, loaded once
+    scorer = load_scorer(cfg)
     for model in models:
         mcfg = from_dict(AlignRunConfig, {**to_dict(cfg), "variants": chosen})
         mcfg.model.llm = model
         generate_all(mcfg, out / model, backend_kind=backend_kind, progress=progress, tokenizer=tokenizer, pairs=pairs)
-        per_model[model] = score_all(mcfg, out / model, tokenizer=tokenizer, pairs=pairs)
+        per_model[model] = score_all(mcfg, out / model, tokenizer=tokenizer, pairs=pairs, scorer=scorer)
     result = {"models": models, "variants": list(chosen), "sizes": _sizes(cfg), "scorer": cfg.eval.scorer,
               "splits": {}}
     for split in cfg.eval.splits:

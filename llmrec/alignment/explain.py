@@ -57,16 +57,17 @@ def explain_rows(s: Stage2, rows: pd.DataFrame, output: str | Path, *, max_new_t
     return pd.DataFrame([{"id": i, **done[i]} for i in rows["id"]])
 
 
-def rows_for(s: Stage2, wanted: list[tuple[str, str]], *, source: str = "argument") -> pd.DataFrame:
-    """Rows for raw (user, item) ids: dense ids from the stage-1 vocabulary, the item's title, and
-    (for the profile prompt) any summary the pair table holds for that user and that item."""
+def rows_for(s: Stage2, wanted: list[tuple], *, source: str = "argument") -> pd.DataFrame:
+    """Rows for raw (user, item[, file line]) ids: dense ids from the stage-1 vocabulary, the
+    item's title, and (for the profile prompt) any summary the pair table holds for that user and
+    that item. Errors name ``source`` and the line."""
     tok, pairs = s.tokenizer, s.pairs
     titles = dict(zip(pairs["item_raw"], pairs["title"]))
     user_sum = dict(zip(pairs["user_raw"], pairs["user_summary"]))
     item_sum = dict(zip(pairs["item_raw"], pairs["item_summary"]))
     out = []
-    for n, (u, i) in enumerate(wanted, 1):
-        where = f"{source} line {n}" if source != "argument" else "the arguments"
+    for n, (u, i, *line) in enumerate(wanted, 1):
+        where = f"{source} line {line[0] if line else n}" if source != "argument" else "the arguments"
         for side, raw in (("user", u), ("item", i)):
             if tok is not None and str(raw) not in tok.index[side]:
                 raise DataError(f"unknown {side} id {raw!r} in {where} (not in {tok.dir})")
@@ -77,36 +78,14 @@ def rows_for(s: Stage2, wanted: list[tuple[str, str]], *, source: str = "argumen
     return pd.DataFrame(out)
 
 
-def read_pairs_file(path: str | Path) -> list[tuple[str, str]]:
-    """JSONL with ``user`` and ``item`` per line, or CSV/TSV with a user,item header."""
-    import json
+def read_pairs_file(path: str | Path) -> list[tuple[str, str, int]]:
+    """(user, item, file line) from JSONL (``user`` and ``item`` per line) or CSV/TSV with a
+    user,item header."""
+    from llmrec.data.io import LINE, read_delimited, read_jsonl
 
     path = Path(path)
-    if not path.exists():
-        raise DataError("pairs file does not exist", path=str(path))
-    lines = path.read_text().splitlines()
-    out = []
     if path.suffix == ".jsonl":
-        for n, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"not JSON: {exc.msg}", path=str(path), line=n) from None
-            if not isinstance(r, dict) or "user" not in r or "item" not in r:
-                raise DataError("each line needs 'user' and 'item'", path=str(path), line=n)
-            out.append((str(r["user"]), str(r["item"])))
-        return out
-    sep = "\t" if path.suffix == ".tsv" else ","
-    header = [h.strip() for h in lines[0].split(sep)] if lines else []
-    if "user" not in header or "item" not in header:
-        raise DataError(f"header must name user and item columns, got {header}", path=str(path), line=1)
-    u, i = header.index("user"), header.index("item")
-    for n, line in enumerate(lines[1:], 2):
-        if line.strip():
-            cells = line.split(sep)
-            if len(cells) <= max(u, i):
-                raise DataError(f"expected {len(header)} columns", path=str(path), line=n)
-            out.append((cells[u].strip(), cells[i].strip()))
-    return out
+        frame = read_jsonl(path, required=["user", "item"])
+    else:
+        frame = read_delimited(path, sep="\t" if path.suffix == ".tsv" else ",", required=["user", "item"])
+    return [(str(u), str(i), int(n)) for u, i, n in zip(frame["user"], frame["item"], frame[LINE])]

@@ -8,12 +8,12 @@ user, item (the dataset's raw ids), split and explanation. Training reads ``trai
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from llmrec.data.io import LINE, read_jsonl
 from llmrec.data.prepare import Prepared
 from llmrec.errors import DataError
 
@@ -57,27 +57,21 @@ def _read_teacher(path: Path, data: Prepared) -> pd.DataFrame:
         raise DataError("reference file does not exist (run `llmrec align teacher`)", path=str(path))
     users = {u: i for i, u in enumerate(data.user_vocab)}
     items = {v: i for i, v in enumerate(data.item_vocab)}
+    table = read_jsonl(path, required=["user", "item", "split", "explanation"])
     rows = []
-    for line_no, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"not JSON: {exc.msg}", path=str(path), line=line_no) from None
-        for key in ("user", "item", "split", "explanation"):
-            if key not in r:
-                raise DataError(f"missing field {key!r}", path=str(path), line=line_no)
+    for r in table.to_dict("records"):
         u, i = users.get(str(r["user"])), items.get(str(r["item"]))
         if u is None or not i:
             raise DataError(f"unknown {'user' if u is None else 'item'} id "
-                            f"{r['user'] if u is None else r['item']!r}", path=str(path), line=line_no)
+                            f"{r['user'] if u is None else r['item']!r}", path=str(path), line=r[LINE])
         rows.append({"user": u, "item": i, "reference": str(r["explanation"]), "split": r["split"],
-                     "user_summary": r.get("user_profile", ""), "item_summary": r.get("item_profile", ""),
+                     "user_summary": _text(r.get("user_profile")), "item_summary": _text(r.get("item_profile")),
                      "source": "teacher:" + str(r.get("model", "?"))})
-    if not rows:
-        raise DataError("no reference rows", path=str(path))
     return pd.DataFrame(rows)
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""  # absent in a row: NaN in the table
 
 
 def sample(frame: pd.DataFrame, split: str, n: int | None, seed: int) -> pd.DataFrame:

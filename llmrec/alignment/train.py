@@ -46,20 +46,27 @@ def load_backend_for(cfg: AlignRunConfig, backend: Any = None, kind: str = "hf")
     return load_backend(cfg.model.llm, backend=kind, batch_size=cfg.eval.batch_size)
 
 
+def load_inputs(cfg: AlignRunConfig, tokenizer: Any = None, pairs: pd.DataFrame | None = None
+                ) -> tuple[Any, pd.DataFrame]:
+    """The stage-1 run and the reference pairs, loaded where not given."""
+    if tokenizer is None:
+        from llmrec.tokenizer.artifacts import TrainedTokenizer
+
+        tokenizer = TrainedTokenizer(cfg.model.tokenizer_run)
+    if pairs is None:
+        from llmrec.data.prepare import prepare
+
+        pairs = load_pairs(prepare(tokenizer.cfg.data), cfg.references)
+    return tokenizer, pairs
+
+
 def setup(cfg: AlignRunConfig, *, backend: Any = None, tokenizer: Any = None, pairs: pd.DataFrame | None = None,
           backend_kind: str = "hf") -> Stage2:
     """Everything stage 2 needs; ``backend`` / ``tokenizer`` / ``pairs`` may be passed in (tests,
     sweeps reusing one loaded LLM)."""
     cfg.check()
-    if tokenizer is None:
-        from llmrec.tokenizer.artifacts import TrainedTokenizer
-
-        tokenizer = TrainedTokenizer(cfg.model.tokenizer_run)
+    tokenizer, pairs = load_inputs(cfg, tokenizer, pairs)
     check_variant(cfg.model, tokenizer)
-    if pairs is None:
-        from llmrec.data.prepare import prepare
-
-        pairs = load_pairs(prepare(tokenizer.cfg.data), cfg.references)
     backend = load_backend_for(cfg, backend, backend_kind)
     aligner = Aligner(cfg.model, backend, tokenizer, seed=cfg.train.seed)
     return Stage2(cfg, tokenizer, pairs, backend, aligner)

@@ -118,6 +118,10 @@ def test_explain_is_resumable_and_checks_ids(stage1, tmp_path):
     bad.write_text(json.dumps({"user": uid, "item": s.pairs["item_raw"].iloc[0]}) + "\n{oops\n")
     with pytest.raises(DataError, match="line 2"):
         read_pairs_file(bad)
+    csv = tmp_path / "pairs.csv"  # the error names the file line (after the header), not the pair's index
+    csv.write_text(f"user,item\n{uid},{s.pairs['item_raw'].iloc[0]}\n{uid},nope\n")
+    with pytest.raises(DataError, match="pairs.csv line 3"):
+        rows_for(s, read_pairs_file(csv), source=str(csv))
 
 
 def test_comparison_end_to_end(stage1, tmp_path):
@@ -155,7 +159,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert cli(["compare-llms", "--models", "smollm2-135m", "--variants", "nope", "model.tokenizer_run=x"]) == 2
 
 
-@pytest.mark.parametrize("extra,trained", [({"lora_rank": 2}, "lora"), ({"train_codebooks": True}, "source.user_micro")])
+@pytest.mark.parametrize("extra,trained", [({"lora_rank": 2}, "lora"),
+                                           ({"train_codebooks": True}, "source.user_micro")])
 def test_optional_trainable_parts(stage1, tmp_path, extra, trained):
     s = setup(align_cfg(stage1, tmp_path, **extra), backend=tiny_backend())
     before = s.aligner.trainable_state()
