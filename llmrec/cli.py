@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tokenizer": ("llmrec.commands.tokenizer", "BEAT stage 1: train behaviour tokens, extract intentions, inspect, assign"),
     "align": ("llmrec.commands.align", "BEAT stage 2: train the projection into a frozen LLM; teacher pass"),
     "explain": ("llmrec.commands.explain", "explain recommendations with a trained stage-2 run (one pair or a file)"),
+    "interests": ("llmrec.commands.interests", "ESIM: cluster users, extract semantic interests of representatives, propagate"),
     "compare-llms": ("llmrec.commands.compare_llms", "train stage 2 on several LLMs and compare them side by side"),
 }
 

@@ -39,6 +39,8 @@ Repair = Callable[[Sequence[dict], Sequence[str]], list[str]]
 class JobSummary:
     records: int
     batches: int
+    done_batches: int
+    """Committed batches (less than ``batches`` after a run with ``limit``)."""
     calls: int
     """LLM requests sent in this and earlier (resumed) runs."""
     failures: int
@@ -47,6 +49,10 @@ class JobSummary:
     fallbacks: int
     resumed_from_batch: int
     seconds: float
+
+    @property
+    def complete(self) -> bool:
+        return self.done_batches >= self.batches
 
 
 def _digest(records: Sequence[dict]) -> str:
@@ -93,7 +99,10 @@ class JobRunner:
         return state
 
     def run(self, records: Sequence[dict], call: Call, *, parse: Parse | None = None,
-            repair: Repair | None = None, fallback: Callable[[dict], Any] | None = None) -> JobSummary:
+            repair: Repair | None = None, fallback: Callable[[dict], Any] | None = None,
+            limit: int | None = None) -> JobSummary:
+        """Process the records not yet committed. ``limit``: stop once this many records are
+        committed in total (whole batches; a later run without it continues where this one stopped)."""
         t0 = time.perf_counter()
         self._check_ids(records)
         state = self._load_state(_digest(records))
@@ -102,9 +111,10 @@ class JobRunner:
         with self.output.open("ab") as f:  # drop whatever a crash left after the last commit
             f.truncate(state["bytes"])
         n_batches = -(-len(records) // self.batch_size)
+        stop = n_batches if limit is None else min(n_batches, -(-max(limit, 0) // self.batch_size))
         bar = tqdm(total=len(records), initial=min(len(records), resumed * self.batch_size),
                    desc=self.desc, disable=None if self.progress else True)
-        for b in range(resumed, n_batches):
+        for b in range(resumed, stop):
             batch = records[b * self.batch_size:(b + 1) * self.batch_size]
             lines = self._process(batch, call, parse, repair, fallback, state)
             with self.output.open("ab") as f:
@@ -116,7 +126,8 @@ class JobRunner:
             _atomic_json(self.state_path, state)
             bar.update(len(batch))
         bar.close()
-        summary = JobSummary(records=len(records), batches=n_batches, calls=state["calls"],
+        summary = JobSummary(records=len(records), batches=n_batches, done_batches=state["done_batches"],
+                             calls=state["calls"],
                              failures=state["failures"], repaired=state["repaired"],
                              fallbacks=state["fallbacks"], resumed_from_batch=resumed,
                              seconds=time.perf_counter() - t0)

@@ -101,3 +101,13 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path):
     assert calls.count("r0") == 1 and calls.count("r9") == 1
     assert calls.count("r10") == 2 and calls.count("r14") == 2 and calls.count("r22") == 1
     assert len((tmp_path / "job.jsonl").read_text().splitlines()) == 23
+
+
+def test_limit_stops_at_whole_batches_and_a_rerun_continues(tmp_path):
+    runner = JobRunner(tmp_path / "out.jsonl", model="m", prompt_hash="h", batch_size=5, progress=False)
+    s = runner.run(RECORDS, fake_llm, parse=parse, limit=7)  # 7 records -> 2 whole batches
+    assert (s.done_batches, s.complete, s.calls) == (2, False, 10)
+    assert len(read_results(tmp_path / "out.jsonl")) == 10
+    s = runner.run(RECORDS, fake_llm, parse=parse)
+    assert (s.done_batches, s.complete, s.resumed_from_batch, s.calls) == (5, True, 2, 23)
+    assert [r["id"] for r in read_results(tmp_path / "out.jsonl")] == [r["id"] for r in RECORDS]

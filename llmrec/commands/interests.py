@@ -1,0 +1,66 @@
+"""``llmrec interests extract|show|curve``: the ESIM semantic-interest job.
+
+  llmrec interests extract -c interests_stage/ml100k.yaml --dry-run
+  llmrec interests extract -c interests_stage/ml100k.yaml [--limit 16] [--engine ray]
+  llmrec interests show --run runs/interests-ml100k --user 196
+  llmrec interests curve -c interests_stage/ml100k.yaml --preferences median,q0.1,q0.01,min
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["extract", "show", "curve"])
+    parser.add_argument("--config", "-c", help="ESIM YAML config (interests_stage/*.yaml)")
+    parser.add_argument("--out", "-o", help="shortcut for out_dir=...")
+    parser.add_argument("--dry-run", action="store_true", help="extract: print LLM calls and estimated time only")
+    parser.add_argument("--limit", type=int, help="extract: stop after N representatives (rerun to continue)")
+    parser.add_argument("--engine", choices=["local", "ray"], help="extract: shortcut for extract.engine=...")
+    parser.add_argument("--run", help="show: job folder (out_dir)")
+    parser.add_argument("--user", help="show: the dataset's user id")
+    parser.add_argument("--preferences", default="median,q0.2,q0.05,q0.01,min",
+                        help="curve: comma-separated AP preferences")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
+
+
+def main(args: argparse.Namespace) -> int:
+    import json
+
+    from llmrec.errors import ConfigError
+
+    if args.action == "show":
+        from llmrec.interests.job import show_user
+
+        if not args.run or args.user is None:
+            raise ConfigError("show needs --run and --user")
+        rec = show_user(args.run, args.user)
+        print(f"user {rec['user']}  cluster {rec['cluster']}  representative {rec['representative']}  "
+              f"similarity {rec['similarity']}  status {rec['status']}")
+        for it in rec["interests"]:
+            print(f"  {it['weight']:.3f}  {it['interest']}  (LLM weight {it['llm_weight']})")
+        if rec.get("history"):
+            print("recent training history:\n  " + rec["history"].replace("\n", "\n  "))
+        return 0
+    from llmrec.interests.config import load_interests_config
+
+    overrides = list(args.overrides) + ([f"out_dir={args.out}"] if args.out else [])
+    overrides += [f"extract.engine={args.engine}"] if args.engine else []
+    cfg = load_interests_config(args.config, overrides)
+    if args.action == "curve":
+        from llmrec.interests.curve import run_curve
+
+        prefs = [p.strip() for p in args.preferences.split(",") if p.strip()]
+        result = run_curve(cfg, prefs, progress=not args.no_progress)
+        print(result["markdown"])
+        return 0
+    from llmrec.interests.job import run_job
+
+    stats = run_job(cfg, dry_run=args.dry_run, limit=args.limit, progress=not args.no_progress)
+    print(json.dumps(stats, indent=1, default=str))
+    if not args.dry_run and not stats.get("complete"):
+        print(f"partial: {stats['representatives_done']}/{stats['representatives']} representatives before this "
+              "run; rerun without --limit to finish (the artifact is written when all are done)")
+    return 0

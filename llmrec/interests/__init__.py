@@ -1,0 +1,1 @@
+"""ESIM: user texts, Affinity Propagation, LLM interests for representatives, propagation."""

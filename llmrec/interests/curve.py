@@ -1,0 +1,162 @@
+"""LLM calls saved vs quality, over several AP preferences (``llmrec interests curve``).
+
+One extraction job serves every point: it asks the LLM for the union of the representatives of all
+preferences plus a seeded sample of reference users, for whom the one-call-per-user answer (their
+own interests) is the paired baseline. For each preference the curve reports the clusters, the
+calls-saved factor, and the coverage (see ``quality``) of propagated interests over all users,
+and for the reference users the paired bootstrap difference inherited - own. A floor for
+comparison: the K most frequent training categories given to every user. The downstream gain with
+the IBIM backbone is measured by that backbone's run, not here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llmrec.atomic import write_text
+from llmrec.interests.config import InterestsConfig
+
+
+def _summary(values: np.ndarray) -> dict[str, float]:
+    v = values[~np.isnan(values)]
+    return {"mean": float(v.mean()) if len(v) else float("nan"), "n": int(len(v))}
+
+
+def run_curve(cfg: InterestsConfig, preferences: list[Any], *, n_reference: int = 100, seed: int = 0,
+              results_dir: str | Path | None = None, progress: bool = True, generate: Any = None,
+              llm: Any = None) -> dict:
+    from llmrec.data.prepare import prepare
+    from llmrec.eval.bootstrap import paired_bootstrap
+    from llmrec.interests.cluster import cluster_users
+    from llmrec.interests.extract import run_extraction
+    from llmrec.interests.job import embed_texts
+    from llmrec.interests.propagate import propagate
+    from llmrec.interests.quality import coverage, item_texts
+    from llmrec.interests.texts import heldout_items, item_fields, train_items, user_texts
+    from llmrec.llm.encoder import SentenceEncoder
+    from llmrec.llm.jobs import read_results
+
+    out = Path(cfg.out_dir)
+    res_dir = Path(results_dir) if results_dir else out / "curve"
+    out.mkdir(parents=True, exist_ok=True)
+    data = prepare(cfg.data)
+    texts = user_texts(data, cfg.texts)
+    emb = embed_texts(texts.texts, cfg.texts.encoder, out, progress=progress)
+    points = []
+    for p in preferences:
+        cl = cluster_users(emb, dataclasses.replace(cfg.cluster, preference=p))
+        points.append((p, cl))
+    rng = np.random.default_rng(seed)
+    reference = np.sort(rng.choice(len(texts.users), min(n_reference, len(texts.users)), replace=False))
+    rows = sorted(set(reference.tolist()) | {int(e) for _, cl in points for e in cl.exemplars})
+    records = [{"id": data.user_vocab[int(texts.users[r])], "history": texts.texts[r]} for r in rows]
+    job = out / "curve_job.jsonl"
+    summary = run_extraction(records, cfg.extract, str(job), generate=generate, llm=llm, progress=progress)
+    results = {r["id"]: r for r in read_results(job)}
+
+    encoder = SentenceEncoder(cfg.texts.encoder)
+    item_emb = encoder.encode(item_texts(data), progress=progress)
+    users = texts.users
+    train = [train_items(data, int(u)) for u in users]
+    held = [heldout_items(data, int(u)) for u in users]
+    k = cfg.extract.k
+
+    def scores(interest_emb, weights):
+        return coverage(interest_emb, weights, item_emb, train), coverage(interest_emb, weights, item_emb, held)
+
+    # one call per user, for the reference sample: each reference user is its own representative
+    own = propagate(data.user_vocab, users[reference], _self_clustering(len(reference)), results, k=k, encoder=encoder)
+    own_emb, own_w = own.embeddings[users[reference]], own.weights[users[reference]]
+    own_train, own_held = coverage(own_emb, own_w, item_emb, [train[r] for r in reference]), \
+        coverage(own_emb, own_w, item_emb, [held[r] for r in reference])
+    cat_of = [[c.strip().lower() for c in x.split(",") if c.strip()] for x in item_fields(data)[1]]
+    cats = Counter(c for items in train for i in items for c in cat_of[int(i)])
+    floor_phrases = [c for c, _ in cats.most_common(k)]
+    floor_emb = np.broadcast_to(encoder.encode(floor_phrases), (len(users), len(floor_phrases), item_emb.shape[1]))
+    floor_tr, floor_he = scores(floor_emb, np.ones((len(users), len(floor_phrases))))
+    table = [{"preference": "one call per user (reference sample)", "clusters": len(reference),
+              "calls_saved_factor": 1.0, "train_soft": _summary(own_train[0]), "heldout_soft": _summary(own_held[0]),
+              "heldout_hit": _summary(own_held[1])},
+             {"preference": f"floor: top-{k} training categories for all", "clusters": 0, "calls_saved_factor": None,
+              "train_soft": _summary(floor_tr[0]), "heldout_soft": _summary(floor_he[0]),
+              "heldout_hit": _summary(floor_he[1])}]
+    for p, cl in points:
+        prop = propagate(data.user_vocab, users, cl, results, k=k, encoder=encoder)
+        (tr_soft, _), (he_soft, he_hit) = scores(prop.embeddings[users], prop.weights[users])
+        paired = paired_bootstrap(own_held[0], he_soft[reference], seed=seed)
+        table.append({"preference": p, "preference_value": cl.preference, "clusters": cl.n_clusters,
+                      "calls_saved_factor": round(len(users) / cl.n_clusters, 2), "ap_converged": cl.converged,
+                      "train_soft": _summary(tr_soft), "heldout_soft": _summary(he_soft),
+                      "heldout_hit": _summary(he_hit),
+                      "reference_heldout_inherited_minus_own": paired})
+    result = {"dataset": data.name, "users": int(len(users)), "llm": cfg.extract.llm, "backend": cfg.extract.backend,
+              "k": k, "tau": 0.5, "reference_users": int(len(reference)), "seed": seed,
+              "llm_calls": summary.calls, "fallbacks": summary.fallbacks, "encoder": cfg.texts.encoder,
+              "points": table}
+    result["markdown"] = markdown(result)
+    res_dir.mkdir(parents=True, exist_ok=True)
+    write_text(res_dir / "curve.json", json.dumps({k_: v for k_, v in result.items() if k_ != "markdown"},
+                                                  indent=1, default=str))
+    write_text(res_dir / "curve.md", result["markdown"])
+    plot(result, res_dir / "curve.png")
+    return result
+
+
+def _self_clustering(n: int):
+    from llmrec.interests.cluster import Clustering
+
+    idx = np.arange(n)
+    return Clustering(labels=idx, exemplars=idx, similarity=np.ones(n, np.float32), method="self", preference=0.0,
+                      n_iter=0, converged=True, seconds=0.0)
+
+
+def _fmt(x: dict) -> str:
+    return "n/a" if x["n"] == 0 else f"{x['mean']:.4f}"
+
+
+def markdown(result: dict) -> str:
+    lines = [f"ESIM on {result['dataset']} ({result['users']} users with a text): LLM calls saved vs interest "
+             f"coverage. LLM {result['llm']} ({result['backend']}), K={result['k']}, encoder {result['encoder']}, "
+             f"{result['reference_users']} reference users (seed {result['seed']}) asked individually.", "",
+             "| preference | clusters = LLM calls | calls saved | train soft cov. | held-out soft cov. | "
+             f"held-out cov.@{result['tau']} | reference: inherited - own (95% CI) |",
+             "|---|---|---|---|---|---|---|"]
+    for p in result["points"]:
+        ci = p.get("reference_heldout_inherited_minus_own")
+        ci_txt = f"{ci['mean_diff']:+.4f} [{ci['ci_low']:+.4f}, {ci['ci_high']:+.4f}]" if ci else ""
+        saved = f"{p['calls_saved_factor']:.1f}x" if p["calls_saved_factor"] else "-"
+        name = p["preference"] if "preference_value" not in p else f"{p['preference']} ({p['preference_value']:.3f})"
+        lines.append(f"| {name} | {p['clusters']} | {saved} | {_fmt(p['train_soft'])} | {_fmt(p['heldout_soft'])} | "
+                     f"{_fmt(p['heldout_hit'])} | {ci_txt} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = [p for p in result["points"] if "preference_value" in p]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([p["calls_saved_factor"] for p in pts], [p["heldout_soft"]["mean"] for p in pts], "o-",
+            label="propagated (all users)")
+    for p in pts:
+        ax.annotate(str(p["clusters"]), (p["calls_saved_factor"], p["heldout_soft"]["mean"]), fontsize=8)
+    own, floor = result["points"][0], result["points"][1]
+    ax.axhline(own["heldout_soft"]["mean"], ls="--", c="g", label="one call per user (reference sample)")
+    ax.axhline(floor["heldout_soft"]["mean"], ls=":", c="r", label="floor: top categories for all")
+    ax.set_xscale("log")
+    ax.set_xlabel("LLM calls saved (users / clusters)")
+    ax.set_ylabel("held-out soft coverage")
+    ax.set_title(f"ESIM on {result['dataset']}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
