@@ -67,6 +67,10 @@ def resolve_preference(pref: float | str, x: np.ndarray, *, seed: int = 0) -> fl
     if isinstance(pref, (int, float)):
         return float(pref)
     text = str(pref).strip().lower()
+    try:
+        return float(text)  # '-10' from a command line
+    except ValueError:
+        pass
     if text == "median":
         q = 0.5
     elif text == "min":
