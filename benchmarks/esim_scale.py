@@ -77,7 +77,7 @@ def child(spec: dict) -> dict:
     base = rss_mb()
     t0 = time.perf_counter()
     cl = cluster_users(x, ClusterConfig(method=spec["method"], preference=spec["preference"],
-                                        kmeans_centroids=spec.get("centroids", 20000)))
+                                        kmeans_centroids=spec.get("centroids", 4096)))
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out = {**spec, "seconds": seconds, "peak_extra_mb": peak - base, "clusters": cl.n_clusters,

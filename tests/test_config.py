@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from llmrec.config import DataConfig, RunConfig, apply_overrides, backbone_config, from_dict, load_config
@@ -48,7 +49,8 @@ def test_yaml_file(tmp_path):
         load_config(tmp_path / "missing.yaml")
 
 
-@pytest.mark.parametrize("path", sorted(p for d in ("eval", "tokenizer_stage", "alignment_stage", "benchmarks")
+@pytest.mark.parametrize("path", sorted(p for d in ("eval", "tokenizer_stage", "alignment_stage",
+                                                                   "interests_stage", "benchmarks")
                                         for p in (ROOT / d).glob("*.yaml")),
                          ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_shipped_yaml_is_valid(path):
@@ -60,5 +62,15 @@ def test_every_shipped_yaml_is_valid(path):
         from llmrec.alignment.config import load_align_config
 
         load_align_config(path).check()
+    elif path.parent.name == "interests_stage":
+        from llmrec.interests.cluster import resolve_preference
+        from llmrec.interests.config import load_interests_config
+        from llmrec.llm.catalog import CATALOG
+        from llmrec.llm.prompts import load_prompt
+
+        cfg = load_interests_config(path)
+        assert cfg.extract.llm in CATALOG
+        load_prompt(cfg.texts.template), load_prompt(cfg.extract.prompt), load_prompt(cfg.extract.prompt + "_repair")
+        resolve_preference(cfg.cluster.preference, np.eye(3, dtype=np.float32))
     else:
         load_config(path)

@@ -22,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--user", help="show: the dataset's user id")
     parser.add_argument("--preferences", default="median,q0.2,q0.05,q0.01,min",
                         help="curve: comma-separated AP preferences")
+    parser.add_argument("--results", help="curve: folder for curve.{json,md,png} (default: OUT/curve)")
+    parser.add_argument("--reference-users", type=int, default=100,
+                        help="curve: users also asked individually (the one-call-per-user baseline)")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
 
@@ -53,7 +56,8 @@ def main(args: argparse.Namespace) -> int:
         from llmrec.interests.curve import run_curve
 
         prefs = [p.strip() for p in args.preferences.split(",") if p.strip()]
-        result = run_curve(cfg, prefs, progress=not args.no_progress)
+        result = run_curve(cfg, prefs, n_reference=args.reference_users, results_dir=args.results,
+                           progress=not args.no_progress)
         print(result["markdown"])
         return 0
     from llmrec.interests.job import run_job

@@ -59,8 +59,9 @@ def pair_similarities(x: np.ndarray, *, seed: int = 0) -> np.ndarray:
         return s[~np.eye(n, dtype=bool)]
     rng = np.random.default_rng(seed)
     i, j = rng.integers(0, n, SAMPLED_PAIRS), rng.integers(0, n, SAMPLED_PAIRS)
-    keep = i != j
-    return np.einsum("nd,nd->n", x[i[keep]], x[j[keep]])
+    i, j = i[i != j], j[i != j]
+    step = 20_000  # chunks: gathering all pairs at once would take ~1.5 GB at 384 dims
+    return np.concatenate([np.einsum("nd,nd->n", x[i[s:s + step]], x[j[s:s + step]]) for s in range(0, len(i), step)])
 
 
 def resolve_preference(pref: float | str, x: np.ndarray, *, seed: int = 0) -> float:

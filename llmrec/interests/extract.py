@@ -120,11 +120,15 @@ def generation_params(cfg: ExtractConfig):
     return GenerationParams(max_new_tokens=cfg.max_new_tokens, json_schema=schema)
 
 
+def backend_kwargs(cfg: ExtractConfig) -> dict:
+    return {"gpu_memory_utilization": cfg.vllm_memory} if cfg.backend == "vllm" and cfg.vllm_memory else {}
+
+
 def local_generate(cfg: ExtractConfig, llm: Any = None) -> Callable[[Sequence[list[dict]]], list[str]]:
     """messages -> answers through a backend in this process (loaded once)."""
     from llmrec.llm.backend import load_backend
 
-    llm = llm or load_backend(cfg.llm, backend=cfg.backend, batch_size=cfg.batch_size)
+    llm = llm or load_backend(cfg.llm, backend=cfg.backend, batch_size=cfg.batch_size, **backend_kwargs(cfg))
     params = generation_params(cfg)
     return lambda messages: [g.text for g in llm.generate(list(messages), params)]
 

@@ -44,7 +44,11 @@ def _stamp() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def embed_texts(texts: list[str], encoder_name: str, out: Path, *, progress: bool = True) -> np.ndarray:
+def embed_texts(texts: list[str], encoder_name: str, out: Path, *, separator: str = "\n",
+                progress: bool = True) -> np.ndarray:
+    from llmrec.interests.texts import for_encoder
+
+    texts = [for_encoder(t, separator) for t in texts]
     key = _key(encoder_name, texts)
     meta = out / "user_emb.json"
     if meta.exists() and json.loads(meta.read_text()).get("key") == key and (out / "user_emb.npy").exists():
@@ -103,7 +107,7 @@ def run_job(cfg: InterestsConfig, *, dry_run: bool = False, limit: int | None = 
     out.mkdir(parents=True, exist_ok=True)
     data = prepare(cfg.data)
     texts = user_texts(data, cfg.texts)
-    emb = embed_texts(texts.texts, cfg.texts.encoder, out, progress=progress)
+    emb = embed_texts(texts.texts, cfg.texts.encoder, out, separator=cfg.texts.separator, progress=progress)
     cl = load_or_cluster(emb, cfg, out)
     reps = texts.users[cl.exemplars]
     history = dict(zip(texts.users.tolist(), texts.texts))

@@ -20,11 +20,12 @@ class _Generator:
     """A Ray actor: loads the backend once, answers batches of JSON-encoded chat messages."""
 
     def __init__(self, cfg: dict):
-        from llmrec.interests.extract import generation_params
+        from llmrec.interests.extract import backend_kwargs, generation_params
         from llmrec.llm.backend import load_backend
 
         self.cfg = ExtractConfig(**cfg)
-        self.llm = load_backend(self.cfg.llm, backend=self.cfg.backend, batch_size=self.cfg.batch_size)
+        self.llm = load_backend(self.cfg.llm, backend=self.cfg.backend, batch_size=self.cfg.batch_size,
+                                **backend_kwargs(self.cfg))
         self.params = generation_params(self.cfg)
 
     def __call__(self, batch: dict) -> dict:

@@ -69,6 +69,13 @@ def user_texts(data: Prepared, cfg: UserTextConfig) -> UserTexts:
                      template_hash=tmpl.hash)
 
 
+def for_encoder(text: str, separator: str = "\n") -> str:
+    """The text as the sentence encoder reads it: newest line first, so that when the text is longer
+    than the encoder's window (MiniLM: 256 word pieces, about 17 ML-100k lines) the oldest lines are
+    the ones cut, not the most recent."""
+    return separator.join(reversed(text.split(separator)))
+
+
 def heldout_items(data: Prepared, u: int) -> np.ndarray:
     """Valid and test items of user ``u``: for evaluating coverage only, never for extraction."""
     sl = data.rows(u)

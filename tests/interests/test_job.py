@@ -157,3 +157,10 @@ def test_cli_dry_run_show_and_errors(job_cfg, tmp_path, capsys):
     assert "cluster.preference" in capsys.readouterr().err
     assert main(["interests", "extract", "-c", str(cfg_file), "cluster.damp=0.5"]) == 2
     assert "unknown config key 'cluster.damp'" in capsys.readouterr().err
+
+
+def test_encoder_reads_the_newest_lines_first():
+    from llmrec.interests.texts import for_encoder
+
+    assert for_encoder("old\nmid\nnew") == "new\nmid\nold"
+    assert for_encoder("a; b", "; ") == "b; a"
