@@ -42,7 +42,7 @@ $(VLLM_ENV)/.built:
 	# their PyPI builds break vLLM's import next to this torch (../shared/OFFLINE.md)
 	$(VLLM_ENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
 	# what the ESIM job needs besides the LLM (clustering, sentence encoder) to run with backend=vllm
-	$(VLLM_ENV)/bin/pip install -q scikit-learn faiss-cpu sentence-transformers pandas pyarrow
+	$(VLLM_ENV)/bin/pip install -q scikit-learn faiss-cpu sentence-transformers pandas pyarrow matplotlib
 	touch $@
 
 bench: install

@@ -65,6 +65,6 @@ def main(args: argparse.Namespace) -> int:
     stats = run_job(cfg, dry_run=args.dry_run, limit=args.limit, progress=not args.no_progress)
     print(json.dumps(stats, indent=1, default=str))
     if not args.dry_run and not stats.get("complete"):
-        print(f"partial: {stats['representatives_done']}/{stats['representatives']} representatives before this "
-              "run; rerun without --limit to finish (the artifact is written when all are done)")
+        print(f"partial: {stats['representatives_done']}/{stats['representatives']} representatives done; rerun "
+              "without --limit to finish (the artifact is written when all are done)")
     return 0

@@ -126,9 +126,15 @@ def _fmt(x: dict) -> str:
     return "n/a" if x["n"] == 0 else f"{x['mean']:.4f}"
 
 
+def _short(name: str) -> str:
+    """A local model folder by its last part(s), for tables (the JSON keeps the full path)."""
+    p = Path(name)
+    return name if not p.is_absolute() else (p.parent.name if p.name == "model" else p.name)
+
+
 def markdown(result: dict) -> str:
-    lines = [f"ESIM on {result['dataset']} ({result['users']} users with a text): LLM calls saved vs interest "
-             f"coverage. LLM {result['llm']} ({result['backend']}), K={result['k']}, encoder {result['encoder']}, "
+    lines = [f"ESIM on {result['dataset']} ({result['users']} users with a text): LLM calls saved vs quality. "
+             f"LLM {_short(result['llm'])} ({result['backend']}), K={result['k']}, encoder {_short(result['encoder'])}, "
              f"{result['reference_users']} reference users (seed {result['seed']}) asked individually.", "",
              "| preference | clusters = LLM calls | calls saved | train soft cov. | held-out soft cov. | "
              f"held-out cov.@{result['tau']} | personal AUC | reference users: AUC inherited - own (95% CI) |",

@@ -134,7 +134,8 @@ def run_job(cfg: InterestsConfig, *, dry_run: bool = False, limit: int | None = 
         generate = ray_generate(cfg.extract, records)
     summary = run_extraction(records, cfg.extract, str(job_path), generate=generate, llm=llm, limit=limit,
                              progress=progress)
-    stats.update(llm_calls=summary.calls, first_answer_failures=summary.failures, repaired=summary.repaired,
+    stats.update(representatives_done=min(len(records), summary.done_batches * cfg.extract.batch_size),
+                 llm_calls=summary.calls, first_answer_failures=summary.failures, repaired=summary.repaired,
                  fallbacks=summary.fallbacks, resumed_from_batch=summary.resumed_from_batch,
                  llm_seconds=round(summary.seconds, 2), complete=summary.complete, llm=cfg.extract.llm,
                  backend=cfg.extract.backend, engine=cfg.extract.engine, prompt_hash=prompt_hash(cfg.extract))

@@ -99,6 +99,7 @@ def test_dry_run_and_limit(job_cfg):
     assert n > 6 and dry["llm_calls_to_make"] == n and dry["estimated_seconds"] == pytest.approx(5.0 * n)
     part = run_job(cfg, limit=4, progress=False, generate=scripted)
     assert not part["complete"] and part["llm_calls"] == 4 and "artifact" not in part
+    assert part["representatives_done"] == 4
     assert not (Path(cfg.out_dir) / "artifact").exists()
     dry = run_job(cfg, dry_run=True, progress=False, generate=no_llm)
     assert dry["representatives_done"] == 4 and dry["llm_calls_to_make"] == n - 4
