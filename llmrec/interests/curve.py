@@ -134,7 +134,8 @@ def _short(name: str) -> str:
 
 def markdown(result: dict) -> str:
     lines = [f"ESIM on {result['dataset']} ({result['users']} users with a text): LLM calls saved vs quality. "
-             f"LLM {_short(result['llm'])} ({result['backend']}), K={result['k']}, encoder {_short(result['encoder'])}, "
+             f"LLM {_short(result['llm'])} ({result['backend']}), K={result['k']}, "
+             f"encoder {_short(result['encoder'])}, "
              f"{result['reference_users']} reference users (seed {result['seed']}) asked individually.", "",
              "| preference | clusters = LLM calls | calls saved | train soft cov. | held-out soft cov. | "
              f"held-out cov.@{result['tau']} | personal AUC | reference users: AUC inherited - own (95% CI) |",
