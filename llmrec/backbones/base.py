@@ -54,6 +54,12 @@ class Backbone(nn.Module, ABC):
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Scalar training loss for one batch."""
 
+    def loss_and_user(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training loss and the user representation of each row, (B, D) or (B, K, D), from
+        the same forward pass (plug-ins such as the semantic adapter read it). Backbones override
+        this to avoid a second pass; the default runs ``encode`` in training mode."""
+        return self.loss(batch), self.encode(batch)
+
     @abstractmethod
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """User representation: (B, D), or (B, K, D) for multi-interest models."""

@@ -14,6 +14,7 @@ from llmrec.errors import ConfigError
 
 _REGISTRY: dict[str, tuple[str, str] | type] = {
     "sasrec": ("llmrec.backbones.sasrec", "SASRec"),
+    "ibim": ("llmrec.backbones.ibim", "IBIM"),
 }
 _entry_points_loaded = False
 

@@ -92,7 +92,13 @@ class SASRec(Backbone):
         return self.item_emb.weight
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.loss_and_user(batch)[0]
+
+    def loss_and_user(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         hidden = self.sequence(batch["items"])  # (B, L, D)
+        return self._loss(hidden, batch), hidden[:, -1]
+
+    def _loss(self, hidden: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         targets = batch["targets"]  # (B, L)
         valid = targets != 0
         h = hidden[valid]  # (T, D)

@@ -10,6 +10,8 @@ from llmrec.commands.common import add_config_arguments, config_from_args
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbone", "-b", help="shortcut for backbone.name=...")
     parser.add_argument("--out", "-o", help="shortcut for train.out_dir=...")
+    parser.add_argument("--semantic", "-s", metavar="PATH",
+                        help="ESIM interests (an `llmrec interests extract` folder): shortcut for semantic.interests=PATH")
     add_config_arguments(parser)
 
 
@@ -21,6 +23,8 @@ def main(args: argparse.Namespace) -> int:
         extra.append(f"backbone.name={args.backbone}")
     if args.out:
         extra.append(f"train.out_dir={args.out}")
+    if args.semantic:
+        extra.append(f"semantic.interests={args.semantic}")
     cfg = config_from_args(args, extra)
     out = run(cfg)
     from pathlib import Path

@@ -54,6 +54,29 @@ def setup(cfg: RunConfig, data: Prepared | None = None):
     return data, train, valid, test, model
 
 
+def build_adapter(cfg: RunConfig, data: Prepared, model) -> tuple[Any, dict[str, Any] | None]:
+    """The semantic adapter of ``cfg.semantic`` around ``model`` (None when off) and a summary of
+    the artifact it read (stored in checkpoints and results)."""
+    sem = cfg.semantic
+    if sem.interests is None:
+        return None, None
+    import torch
+
+    from llmrec.backbones.plugins.semantic import SemanticAdapter
+    from llmrec.interests.artifact import load_semantic_table
+
+    table = load_semantic_table(sem.interests, data.user_vocab)
+    adapter = SemanticAdapter(model, torch.from_numpy(table.embeddings), torch.from_numpy(table.weights),
+                              torch.from_numpy(table.cluster), dim=model.item_embeddings().size(-1),
+                              align_weight=sem.align_weight, predict_weight=sem.predict_weight,
+                              temperature=sem.temperature)
+    summary = {"interests": table.path, "users_covered": table.covered, "users": data.n_users,
+               "llm": table.manifest.get("llm"), "prompt_hash": table.manifest.get("prompt_hash"),
+               "clusters": table.manifest.get("clustering", {}).get("n_clusters"),
+               "align_weight": sem.align_weight, "predict_weight": sem.predict_weight}
+    return adapter, summary
+
+
 def run(cfg: RunConfig, data: Prepared | None = None) -> dict[str, Any]:
     from llmrec.train.seed import seed_everything
     from llmrec.train.trainer import Trainer
@@ -65,8 +88,11 @@ def run(cfg: RunConfig, data: Prepared | None = None) -> dict[str, Any]:
     popularity = np.bincount(data.item[data.split == TRAIN], minlength=data.n_items + 1).astype(float)
     extra = {"run_config": to_dict(cfg), "user_vocab": data.user_vocab, "item_vocab": data.item_vocab,
              "data_meta": {"name": data.name, **data.meta}}
+    adapter, semantic = build_adapter(cfg, data, model)
+    if semantic is not None:
+        extra["semantic"] = semantic
     trainer = Trainer(model, cfg.train, eval_cfg=cfg.eval, n_items=data.n_items, extra=extra,
-                      popularity=popularity)
+                      popularity=popularity, adapter=adapter)
     summary = trainer.fit(train, valid)
     trainer.load_best()
     result = trainer.evaluate(test)
@@ -77,6 +103,7 @@ def run(cfg: RunConfig, data: Prepared | None = None) -> dict[str, Any]:
         "derived": data.meta.get("derived", []),
         "users": data.n_users, "items": data.n_items, "train_windows": len(train),
         "parameters": sum(p.numel() for p in model.parameters()),
+        "semantic": semantic,
         **summary, "prepare_seconds": prep_seconds, "test_eval_seconds": result.seconds,
         "test": result.metrics, "config": to_dict(cfg),
     }
@@ -89,6 +116,10 @@ def run(cfg: RunConfig, data: Prepared | None = None) -> dict[str, Any]:
                  f"(best epoch {summary['best_epoch']}, stopped by {summary['stopped_by']})")
         if out["derived"]:
             title += "\n\nDerived signals: " + "; ".join(out["derived"])
+        if semantic is not None:
+            title += (f"\n\nSemantic signals: {semantic['interests']} ({semantic['users_covered']}/"
+                      f"{semantic['users']} users), align {semantic['align_weight']}, "
+                      f"predict {semantic['predict_weight']}")
         write_text(outdir / "results.md", metrics_table(result.metrics, cfg.eval.ks, title=title) + "\n")
     out["per_user"] = result.per_user
     out["test_users"] = result.users

@@ -30,21 +30,27 @@ from llmrec.train.seed import rng_state, seed_everything, set_rng_state
 class Trainer:
     def __init__(self, model: torch.nn.Module, cfg: TrainConfig, *, eval_cfg: EvalConfig,
                  n_items: int, extra: dict[str, Any] | None = None,
-                 popularity: np.ndarray | None = None):
-        """``extra`` (run config, vocabularies, data meta) is stored in every checkpoint."""
+                 popularity: np.ndarray | None = None, adapter: torch.nn.Module | None = None):
+        """``extra`` (run config, vocabularies, data meta) is stored in every checkpoint.
+
+        ``adapter`` (e.g. the semantic adapter) wraps ``model`` for training: its forward gives the
+        loss, its parameters are optimised; evaluation and the saved weights are ``model``'s, the
+        adapter's own heads are saved beside them under ``adapter`` so training can resume."""
         self.cfg, self.eval_cfg, self.n_items = cfg, eval_cfg, n_items
         self.extra = extra or {}
         self.popularity = popularity
         self.dist: DistInfo = init_distributed(cfg.device)
         self.device = resolve_device(cfg.device, self.dist)
         self.model = model.to(self.device)
-        self.step_model: torch.nn.Module = self.model
+        self.adapter = adapter.to(self.device) if adapter is not None else None
+        self.train_module: torch.nn.Module = self.adapter if self.adapter is not None else self.model
+        self.step_model: torch.nn.Module = self.train_module
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.step_model = DistributedDataParallel(self.model, device_ids=ids)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr,
+            self.step_model = DistributedDataParallel(self.train_module, device_ids=ids)
+        self.optimizer = torch.optim.AdamW(self.train_module.parameters(), lr=cfg.lr,
                                            weight_decay=cfg.weight_decay)
         self.out = Path(cfg.out_dir)
         self.epoch = 0
@@ -53,6 +59,7 @@ class Trainer:
         self.bad_evals = 0
         self.history: list[dict[str, Any]] = []
         self.elapsed = 0.0
+        self._terms: dict[str, float] = {}  # mean auxiliary loss terms of the last epoch
 
     # -- checkpoints -------------------------------------------------------------------------
     def _payload(self) -> dict[str, Any]:
@@ -60,7 +67,12 @@ class Trainer:
                 "epoch": self.epoch, "best": self.best, "best_epoch": self.best_epoch,
                 "bad_evals": self.bad_evals, "rng": rng_state(), "elapsed": self.elapsed,
                 "history": self.history, "backbone": self.model.section(),
-                "train_config": vars(self.cfg).copy(), **self.extra}
+                "train_config": vars(self.cfg).copy(), **self.extra,
+                **({"adapter": self._adapter_state()} if self.adapter is not None else {})}
+
+    def _adapter_state(self) -> dict[str, torch.Tensor]:
+        """The adapter's own parameters (the backbone's are under ``model``)."""
+        return {k: v for k, v in self.adapter.state_dict().items() if not k.startswith("backbone.")}
 
     def _save(self, name: str) -> None:
         if self.dist.is_main:
@@ -72,6 +84,11 @@ class Trainer:
             return False
         ckpt = load_checkpoint(path, self.device)
         self.model.load_state_dict(ckpt["model"])
+        if self.adapter is not None:
+            missing = self.adapter.load_state_dict(ckpt.get("adapter", {}), strict=False).missing_keys
+            if [k for k in missing if not k.startswith("backbone.")]:
+                raise ValueError(f"{path}: the checkpoint lacks adapter weights {missing[:3]} "
+                                 "(was it trained with other semantic settings?)")
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.epoch, self.best, self.best_epoch = ckpt["epoch"], ckpt["best"], ckpt["best_epoch"]
         self.bad_evals, self.elapsed, self.history = ckpt["bad_evals"], ckpt["elapsed"], ckpt["history"]
@@ -95,7 +112,7 @@ class Trainer:
             t0 = time.perf_counter()
             loss = self._epoch(train)
             self.epoch += 1
-            record: dict[str, Any] = {"epoch": self.epoch, "loss": loss}
+            record: dict[str, Any] = {"epoch": self.epoch, "loss": loss, **self._terms}
             if self.epoch % self.cfg.eval_every == 0 or self.epoch == self.cfg.epochs:
                 result = self.evaluate(valid)
                 record.update({f"valid_{k}": v for k, v in result.metrics.items()})
@@ -130,9 +147,10 @@ class Trainer:
                 "world_size": self.dist.world_size}
 
     def _epoch(self, train: TrainWindows) -> float:
-        self.model.train()
+        self.train_module.train()
         gen = torch.Generator().manual_seed(self.cfg.seed * 100_003 + self.epoch)
         total, count = 0.0, 0
+        terms: dict[str, float] = {}
         n_batches = math.ceil(len(train) / self.cfg.batch_size)
         batches = train.iterate(self.cfg.batch_size, generator=gen, rank=self.dist.rank,
                                 world_size=self.dist.world_size)
@@ -146,11 +164,14 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.cfg.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(self.train_module.parameters(), self.cfg.max_grad_norm)
             self.optimizer.step()
             total += loss.item()
             count += 1
+            for name, value in getattr(self.train_module, "last_terms", {}).items():
+                terms[name] = terms.get(name, 0.0) + value
             bar.set_postfix(loss=f"{total / count:.4f}")
+        self._terms = {f"loss_{k}": v / max(1, count) for k, v in terms.items()}
         return total / max(1, count)
 
     def evaluate(self, examples: EvalExamples) -> EvalResult:

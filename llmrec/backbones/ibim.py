@@ -1,0 +1,132 @@
+"""IBIM, the implicit behavioural multi-interest module of EIMF (Qiao et al., 2024), built as
+ComiRec-SA (Cen et al., KDD 2020): self-attentive extraction of K interest vectors from the
+item sequence.
+
+    A = softmax_s(W2 tanh(W1 h_s))      (one attention distribution over positions per interest)
+    v_k = sum_s A[s, k] h_s             (K interests, each a mix of the sequence's items)
+
+Training is target-aware as in ComiRec: for each target item the interest with the largest inner
+product with the target's embedding is selected (hard argmax, no gradient through the choice) and
+scored against all items with softmax cross-entropy (the loss family SASRec uses here). ComiRec
+trains one split point per sequence; here every position is a split point (causal extraction over
+its prefix), which uses the same data SASRec sees. Scoring takes the max over interests (the
+contract's base ``score``).
+
+Options beyond ComiRec-SA, off by default: ``n_layers`` causal transformer blocks before the
+extraction (ComiRec-SA has none).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from llmrec.backbones.base import Backbone
+from llmrec.backbones.layers import TransformerBlock, causal_mask
+
+
+@dataclass(kw_only=True)
+class IBIMConfig:
+    n_items: int = 0
+    """Number of real items (filled from the data); ids 1..n_items, 0 is padding."""
+    max_len: int = 50
+    """Input sequence length (filled from data.max_len)."""
+    hidden: int = 64
+    """Embedding width (item and interest vectors)."""
+    n_interests: int = 4
+    """K, the number of interest vectors per user."""
+    attn_hidden: int = 256
+    """Width of the extraction's hidden layer (d_a in ComiRec-SA; its default is 4 x hidden)."""
+    n_layers: int = 0
+    """Causal transformer blocks before extraction (0 = ComiRec-SA)."""
+    n_heads: int = 2
+    """Attention heads of those blocks."""
+    inner: int = 256
+    """Feed-forward width of those blocks."""
+    dropout: float = 0.2
+    """Dropout on the input embeddings (and inside the blocks)."""
+    init_std: float = 0.02
+    """Std of the normal initialisation of linear and embedding weights."""
+
+
+class IBIM(Backbone):
+    config_class = IBIMConfig
+    requires = frozenset({"items"})
+
+    def __init__(self, config: IBIMConfig):
+        super().__init__(config)
+        c = config
+        if c.n_items <= 0:
+            raise ValueError("IBIMConfig.n_items must be set from the data")
+        if c.n_interests < 1:
+            raise ValueError("IBIMConfig.n_interests must be >= 1")
+        self.item_emb = nn.Embedding(c.n_items + 1, c.hidden, padding_idx=0)
+        self.pos_emb = nn.Embedding(c.max_len, c.hidden)
+        self.drop = nn.Dropout(c.dropout)
+        self.blocks = nn.ModuleList(TransformerBlock(c.hidden, c.n_heads, c.inner, c.dropout)
+                                    for _ in range(c.n_layers))
+        self.ln = nn.LayerNorm(c.hidden) if c.n_layers else nn.Identity()
+        self.w1 = nn.Linear(c.hidden, c.attn_hidden, bias=False)
+        self.w2 = nn.Linear(c.attn_hidden, c.n_interests, bias=False)
+        self.apply(self._init)
+
+    def _init(self, module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=self.config.init_std)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()
+
+    def _hidden(self, items: torch.Tensor) -> torch.Tensor:
+        """(B, L) ids -> (B, L, D) states the interests are mixed from."""
+        L = items.size(1)
+        pos = torch.arange(L, device=items.device)
+        x = self.drop(self.item_emb(items) + self.pos_emb(pos)) * (items != 0).unsqueeze(-1)
+        if self.blocks:
+            mask = causal_mask(items)
+            for block in self.blocks:
+                x = block(x, mask)
+        return self.ln(x)
+
+    def interests(self, items: torch.Tensor, *, every_position: bool = False) -> torch.Tensor:
+        """K interests from the whole input, (B, K, D); with ``every_position`` (B, L, K, D), where
+        position t only mixes items 0..t (its causal prefix)."""
+        h = self._hidden(items)  # (B, L, D)
+        logits = self.w2(torch.tanh(self.w1(h)))  # (B, L, K)
+        if every_position:
+            # visible[b, t, s]: query position t may read key position s (causal, no padding)
+            visible = causal_mask(items)[:, 0]  # (B, L, L)
+            att = logits.unsqueeze(1).masked_fill(~visible.unsqueeze(-1), float("-inf"))  # (B, L, L, K)
+            att = att.softmax(dim=2)
+            return torch.einsum("btsk,bsd->btkd", att, h)  # (B, L, K, D)
+        keys = (items != 0).unsqueeze(-1)  # (B, L, 1)
+        keys = keys | ~keys.any(dim=1, keepdim=True)  # an all-padding row reads everything (no NaN)
+        att = logits.masked_fill(~keys, float("-inf")).softmax(dim=1)  # (B, L, K)
+        return torch.einsum("bsk,bsd->bkd", att, h)  # (B, K, D)
+
+    def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.interests(batch["items"])  # (B, K, D)
+
+    def item_embeddings(self) -> torch.Tensor:
+        return self.item_emb.weight
+
+    def loss_and_user(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        per_pos = self.interests(batch["items"], every_position=True)  # (B, L, K, D)
+        targets = batch["targets"]  # (B, L)
+        valid = targets != 0
+        v = per_pos[valid]  # (T, K, D)
+        t = targets[valid]  # (T,)
+        with torch.no_grad():  # target-aware selection: the interest closest to the target
+            pick = torch.einsum("tkd,td->tk", v, self.item_emb(t)).argmax(dim=1)  # (T,)
+        user = v[torch.arange(v.size(0), device=v.device), pick]  # (T, D)
+        logits = user @ self.item_emb.weight.T  # (T, N+1)
+        logits[:, 0] = float("-inf")
+        return F.cross_entropy(logits, t), per_pos[:, -1]  # last position: the whole window
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.loss_and_user(batch)[0]

@@ -1,0 +1,1 @@
+"""Wrappers any backbone can wear (semantic adapter; MCLMR later)."""
