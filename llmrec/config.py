@@ -144,6 +144,12 @@ class RunConfig:
     semantic: SemanticConfig = field(default_factory=SemanticConfig)
     """ESIM semantic signals trained jointly with the backbone (EIMF); training only."""
 
+    def __post_init__(self) -> None:
+        name, _, k = self.train.metric.partition("@")
+        if name not in ("hr", "recall", "ndcg", "mrr") or not k.isdigit() or int(k) not in self.eval.ks:
+            raise ConfigError(f"train.metric: {self.train.metric!r} is not computed; eval.ks is {self.eval.ks} "
+                              "(use hr|recall|ndcg|mrr@k with k in eval.ks)")
+
 
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")

@@ -10,11 +10,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_defaults_and_overrides():
-    cfg = load_config(None, ["train.lr=3e-4", "backbone.n_layers=1", "eval.ks=[1, 5]"])
+    cfg = load_config(None, ["train.lr=3e-4", "backbone.n_layers=1", "eval.ks=[1, 5]", "train.metric=hr@5"])
     assert cfg.train.lr == pytest.approx(3e-4)
     assert cfg.backbone == {"name": "sasrec", "n_layers": 1}
     assert cfg.eval.ks == [1, 5]
     assert cfg.data.source == "ml-100k"
+    with pytest.raises(ConfigError, match=r"train.metric: 'ndcg@10' is not computed; eval.ks is \[1, 5\]"):
+        load_config(None, ["eval.ks=[1, 5]"])
 
 
 def test_unknown_key_names_the_dotted_key():

@@ -4,6 +4,7 @@
   llmrec interests extract -c interests_stage/ml100k.yaml [--limit 16] [--engine ray]
   llmrec interests show --run runs/interests-ml100k --user 196
   llmrec interests curve -c interests_stage/ml100k.yaml --preferences median,q0.1,q0.01,min
+  llmrec interests curve -c interests_stage/ml100k.yaml --downstream eimf_stage/ml100k.yaml
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", help="curve: folder for curve.{json,md,png} (default: OUT/curve)")
     parser.add_argument("--reference-users", type=int, default=100,
                         help="curve: users also asked individually (the one-call-per-user baseline)")
+    parser.add_argument("--downstream", metavar="ABLATION_YAML",
+                        help="curve: also train a backbone with each point's interests and without "
+                             "(an eimf_stage/*.yaml; one seed) and report the test NDCG@20 change")
+    parser.add_argument("--downstream-backbone", default="ibim", help="curve: the backbone of --downstream")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
 
@@ -56,8 +61,14 @@ def main(args: argparse.Namespace) -> int:
         from llmrec.interests.curve import run_curve
 
         prefs = [p.strip() for p in args.preferences.split(",") if p.strip()]
+        downstream = None
+        if args.downstream:
+            from llmrec.train.ablate import load_ablation
+
+            ab = load_ablation(args.downstream, [], backbones=[args.downstream_backbone], variants=["plain"])
+            downstream = {"ablation": ab, "backbone": args.downstream_backbone, "seed": ab["seeds"][0]}
         result = run_curve(cfg, prefs, n_reference=args.reference_users, results_dir=args.results,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, downstream=downstream)
         print(result["markdown"])
         return 0
     from llmrec.interests.job import run_job

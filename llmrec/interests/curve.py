@@ -5,8 +5,12 @@ preferences plus a seeded sample of reference users, for whom the one-call-per-u
 own interests) is the paired baseline. For each preference the curve reports the clusters, the
 calls-saved factor, and the coverage (see ``quality``) of propagated interests over all users,
 and for the reference users the paired bootstrap difference inherited - own. A floor for
-comparison: the K most frequent training categories given to every user. The downstream gain with
-the IBIM backbone is measured by that backbone's run, not here.
+comparison: the K most frequent training categories given to every user.
+
+With ``downstream`` (an ablation config, see ``llmrec.train.ablate``) each preference's propagated
+interests are also written as an artifact and one backbone (IBIM by default) is trained with them
+and once without; the curve then reports the test NDCG@20 and Recall@20 change with a paired
+bootstrap over test users (one seed: a cheap screen, not the multi-seed ablation).
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ def _summary(values: np.ndarray) -> dict[str, float]:
 
 def run_curve(cfg: InterestsConfig, preferences: list[Any], *, n_reference: int = 100, seed: int = 0,
               results_dir: str | Path | None = None, progress: bool = True, generate: Any = None,
-              llm: Any = None) -> dict:
+              llm: Any = None, downstream: dict | None = None) -> dict:
+    """``downstream``: {"ablation": load_ablation(...), "backbone": "ibim", "seed": 0} or None."""
     from llmrec.data.prepare import prepare
     from llmrec.eval.bootstrap import paired_bootstrap
     from llmrec.interests.cluster import cluster_users
@@ -96,11 +101,19 @@ def run_curve(cfg: InterestsConfig, preferences: list[Any], *, n_reference: int 
         prop = propagate(data.user_vocab, users, cl, results, k=k, encoder=encoder)
         (tr_soft, _), (he_soft, he_hit), auc = scores(prop.embeddings[users], prop.weights[users])
         paired = paired_bootstrap(own_auc, auc[reference], seed=seed)
+        if downstream is not None:
+            from llmrec.interests.job import save_artifact
+
+            save_artifact(res_dir / "artifacts" / _slug(p), prop,
+                          {"format": "llmrec-esim-1", "llm": cfg.extract.llm, "preference": p,
+                           "clustering": {"n_clusters": cl.n_clusters, "preference": cl.preference}})
         table.append({"preference": p, "preference_value": cl.preference, "clusters": cl.n_clusters,
                       "calls_saved_factor": round(len(users) / cl.n_clusters, 2), "ap_converged": cl.converged,
                       "train_soft": _summary(tr_soft), "heldout_soft": _summary(he_soft),
                       "heldout_hit": _summary(he_hit), "personal_auc": _summary(auc),
                       "reference_auc_inherited_minus_own": paired})
+    if downstream is not None:
+        _downstream(table, downstream, res_dir, seed=seed)
     result = {"dataset": data.name, "users": int(len(users)), "llm": cfg.extract.llm, "backend": cfg.extract.backend,
               "k": k, "tau": 0.5, "reference_users": int(len(reference)), "seed": seed,
               "llm_calls": summary.calls, "fallbacks": summary.fallbacks, "encoder": cfg.texts.encoder,
@@ -112,6 +125,42 @@ def run_curve(cfg: InterestsConfig, preferences: list[Any], *, n_reference: int 
     write_text(res_dir / "curve.md", result["markdown"])
     plot(result, res_dir / "curve.png")
     return result
+
+
+def _slug(preference: Any) -> str:
+    return "pref-" + str(preference).replace("/", "_")
+
+
+def _downstream(table: list[dict], spec: dict, res_dir: Path, *, seed: int) -> None:
+    """Train ``spec['backbone']`` without and with each point's interests; add the gains to ``table``."""
+    from llmrec.eval.bootstrap import paired_bootstrap
+    from llmrec.train.ablate import run_config
+    from llmrec.train.run import run
+
+    ab, backbone = spec["ablation"], spec.get("backbone", "ibim")
+    if backbone not in ab["backbones"]:
+        ab = {**ab, "backbones": {**ab["backbones"], backbone: {}}}
+    work = res_dir / "downstream"
+
+    def train(variant: str, folder: Path, interests: str | None) -> dict:
+        cfg = run_config(ab, backbone, variant, spec.get("seed", seed), folder)
+        cfg.semantic.interests = interests
+        done = Path(cfg.train.out_dir) / "results.json"
+        if not done.exists():
+            run(cfg)
+        per = np.load(Path(cfg.train.out_dir) / "test_per_user.npz")
+        return {"test": json.loads(done.read_text())["test"], "per_user": {k: per[k] for k in per.files}}
+
+    plain = train("plain", work / "plain", None)
+    for point in table:
+        if "preference_value" not in point:
+            continue
+        name = _slug(point["preference"])
+        with_sem = train("esim", work / name, str(res_dir / "artifacts" / name))
+        point["downstream"] = {"backbone": backbone, "seed": spec.get("seed", seed),
+                               "plain_ndcg@20": plain["test"]["ndcg@20"], "esim_ndcg@20": with_sem["test"]["ndcg@20"],
+                               **{f"{m}_gain": paired_bootstrap(plain["per_user"][m], with_sem["per_user"][m], seed=seed)
+                                  for m in ("ndcg@20", "recall@20")}}
 
 
 def _self_clustering(n: int):
@@ -140,13 +189,25 @@ def markdown(result: dict) -> str:
              "| preference | clusters = LLM calls | calls saved | train soft cov. | held-out soft cov. | "
              f"held-out cov.@{result['tau']} | personal AUC | reference users: AUC inherited - own (95% CI) |",
              "|---|---|---|---|---|---|---|---|"]
+    down = next((p["downstream"] for p in result["points"] if "downstream" in p), None)
+    if down:
+        lines[2] = lines[2] + f" {down['backbone']} test NDCG@20 with these interests - without (95% CI) |"
+        lines[3] = lines[3] + "---|"
     for p in result["points"]:
         ci = p.get("reference_auc_inherited_minus_own")
         ci_txt = f"{ci['mean_diff']:+.4f} [{ci['ci_low']:+.4f}, {ci['ci_high']:+.4f}]" if ci else ""
         saved = f"{p['calls_saved_factor']:.1f}x" if p["calls_saved_factor"] else "-"
         name = p["preference"] if "preference_value" not in p else f"{p['preference']} ({p['preference_value']:.3f})"
-        lines.append(f"| {name} | {p['clusters']} | {saved} | {_fmt(p['train_soft'])} | {_fmt(p['heldout_soft'])} | "
-                     f"{_fmt(p['heldout_hit'])} | {_fmt(p['personal_auc'])} | {ci_txt} |")
+        row = (f"| {name} | {p['clusters']} | {saved} | {_fmt(p['train_soft'])} | {_fmt(p['heldout_soft'])} | "
+               f"{_fmt(p['heldout_hit'])} | {_fmt(p['personal_auc'])} | {ci_txt} |")
+        if down:
+            g = p.get("downstream", {}).get("ndcg@20_gain")
+            row += f" {g['mean_diff']:+.4f} [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}] |" if g else " |"
+        lines.append(row)
+    if down:
+        lines += ["", f"Downstream: {down['backbone']} trained once without semantic signals (test NDCG@20 "
+                  f"{down['plain_ndcg@20']:.4f}) and once with each preference's interests, seed {down['seed']}; "
+                  "paired bootstrap over test users."]
     return "\n".join(lines) + "\n"
 
 

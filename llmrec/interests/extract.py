@@ -125,12 +125,19 @@ def backend_kwargs(cfg: ExtractConfig) -> dict:
 
 
 def local_generate(cfg: ExtractConfig, llm: Any = None) -> Callable[[Sequence[list[dict]]], list[str]]:
-    """messages -> answers through a backend in this process (loaded once)."""
+    """messages -> answers through a backend in this process, loaded at the first call (a rerun
+    whose answers are all on record never loads the LLM)."""
     from llmrec.llm.backend import load_backend
 
-    llm = llm or load_backend(cfg.llm, backend=cfg.backend, batch_size=cfg.batch_size, **backend_kwargs(cfg))
+    loaded = [llm]
     params = generation_params(cfg)
-    return lambda messages: [g.text for g in llm.generate(list(messages), params)]
+
+    def generate(messages: Sequence[list[dict]]) -> list[str]:
+        if loaded[0] is None:
+            loaded[0] = load_backend(cfg.llm, backend=cfg.backend, batch_size=cfg.batch_size, **backend_kwargs(cfg))
+        return [g.text for g in loaded[0].generate(list(messages), params)]
+
+    return generate
 
 
 def run_extraction(records: list[dict], cfg: ExtractConfig, output: str, *, generate: Callable | None = None,

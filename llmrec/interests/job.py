@@ -166,7 +166,11 @@ def write_artifact(cfg: InterestsConfig, user_vocab: list[str], texts, cl: Clust
         "status_counts": {s: sum(r["status"] == s for r in prop.records) for s in
                           ("ok", "repaired", "fallback", "inherited", "no_text", "pending")},
         "stats": {k: v for k, v in stats.items() if k != "artifact"}}
-    dest = Path(cfg.out_dir) / "artifact"
+    return save_artifact(Path(cfg.out_dir) / "artifact", prop, manifest)
+
+
+def save_artifact(dest: Path, prop, manifest: dict) -> Path:
+    """Write a propagated result as an artifact folder, atomically (the format training reads)."""
     with atomic_dir(dest) as tmp:
         with (tmp / "interests.jsonl").open("w") as f:
             f.writelines(json.dumps(r) + "\n" for r in prop.records)

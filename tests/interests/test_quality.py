@@ -50,3 +50,37 @@ def test_curve_end_to_end(job_cfg, tmp_path):
     saved = json.loads((tmp_path / "curve" / "curve.json").read_text())
     assert len(saved["points"]) == 4 and (tmp_path / "curve" / "curve.png").stat().st_size > 0
     assert "| median" in (tmp_path / "curve" / "curve.md").read_text()
+
+
+def test_curve_downstream_trains_the_backbone_with_each_points_interests(job_cfg, tmp_path, monkeypatch):
+    from llmrec.train.ablate import load_ablation
+
+    ab = load_ablation(None, [f"data.source=recbole", f"data.path={job_cfg.data.path}",
+                              f"data.cache_dir={job_cfg.data.cache_dir}", "data.max_len=6",
+                              "train.epochs=2", "train.batch_size=8", "train.progress=false", "eval.ks=[20]",
+                              "train.metric=ndcg@20"],
+                       backbones=["ibim"], variants=["plain"])  # the curve supplies the interests
+    ab["backbones"]["ibim"] = {"hidden": 16, "n_interests": 2, "attn_hidden": 16}
+    spec = {"ablation": ab, "backbone": "ibim", "seed": 0}
+    scripted = lambda ms: [scripted_answer(m) for m in ms]  # noqa: E731
+    result = run_curve(job_cfg, ["median", "min"], n_reference=6, results_dir=tmp_path / "curve", progress=False,
+                       generate=scripted, downstream=spec)
+    points = result["points"][2:]
+    runs = tmp_path / "curve" / "downstream"
+    plain = json.loads((runs / "plain" / "ibim" / "plain" / "seed0" / "results.json").read_text())
+    for p in points:
+        d = p["downstream"]
+        assert d["plain_ndcg@20"] == plain["test"]["ndcg@20"]
+        done = json.loads((runs / f"pref-{p['preference']}" / "ibim" / "esim" / "seed0" / "results.json").read_text())
+        assert done["semantic"]["users_covered"] == 24 and done["semantic"]["clusters"] == p["clusters"]
+        assert d["esim_ndcg@20"] == done["test"]["ndcg@20"]
+        assert d["ndcg@20_gain"]["mean_diff"] == pytest.approx(d["esim_ndcg@20"] - d["plain_ndcg@20"], abs=1e-6)
+    assert "ibim test NDCG@20 with these interests" in result["markdown"]
+    # a rerun: answers and trained runs are on record, so neither the LLM nor training is touched
+    monkeypatch.setattr("llmrec.interests.extract.load_backend", lambda *a, **k: pytest.fail("loaded an LLM"),
+                        raising=False)
+    monkeypatch.setattr("llmrec.llm.backend.load_backend", lambda *a, **k: pytest.fail("loaded an LLM"))
+    monkeypatch.setattr("llmrec.train.run.run", lambda *a, **k: pytest.fail("retrained"))
+    again = run_curve(job_cfg, ["median", "min"], n_reference=6, results_dir=tmp_path / "curve", progress=False,
+                      downstream=spec)
+    assert [p.get("downstream") for p in again["points"]] == [p.get("downstream") for p in result["points"]]

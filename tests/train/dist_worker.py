@@ -1,7 +1,8 @@
 """Worker for test_distributed: one training step under torchrun, then dumps what it saw.
 
-Usage: python -m torch.distributed.run --nproc_per_node 2 dist_worker.py DATA_DIR OUT_DIR
-Also runs as a single process (no launcher) to give the reference result.
+Usage: python -m torch.distributed.run --nproc_per_node 2 dist_worker.py DATA_DIR OUT_DIR [semantic]
+Also runs as a single process (no launcher) to give the reference result. With ``semantic`` the
+model trains inside the semantic adapter (IBIM, seeded random interest tables).
 """
 
 import sys
@@ -17,7 +18,7 @@ from llmrec.train.seed import seed_everything
 from llmrec.train.trainer import Trainer
 
 
-def main(data_dir: str, out_dir: str) -> None:
+def main(data_dir: str, out_dir: str, semantic: bool = False) -> None:
     data = prepare(DataConfig(source="recbole", path=data_dir, max_len=7), use_cache=False)
     train = TrainWindows.build(data, max_len=7)
     seen: list[int] = []
@@ -29,19 +30,29 @@ def main(data_dir: str, out_dir: str) -> None:
 
     train.batch = recording
     seed_everything(0)
-    model = build_backbone({"name": "sasrec", "hidden": 16, "n_layers": 1, "inner": 32, "dropout": 0.0},
+    name = "ibim" if semantic else "sasrec"
+    model = build_backbone({"name": name, "hidden": 16, "n_layers": 1, "inner": 32, "dropout": 0.0},
                            n_items=data.n_items, max_len=7)
+    adapter = None
+    if semantic:
+        from llmrec.backbones.plugins.semantic import SemanticAdapter
+
+        g = torch.Generator().manual_seed(0)
+        U = data.n_users
+        adapter = SemanticAdapter(model, torch.randn(U, 3, 8, generator=g), torch.rand(U, 3, generator=g),
+                                  torch.arange(U), dim=16, align_weight=1.0, predict_weight=1.0)
     cfg = TrainConfig(batch_size=len(train), lr=1e-2, device="cpu", out_dir=out_dir, progress=False)
-    trainer = Trainer(model, cfg, eval_cfg=EvalConfig(), n_items=data.n_items)
+    trainer = Trainer(model, cfg, eval_cfg=EvalConfig(), n_items=data.n_items, adapter=adapter)
     initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
     trainer._epoch(train)
     rank = trainer.dist.rank
     torch.save({"world_size": trainer.dist.world_size, "users": seen, "n_windows": len(train),
                 "targets_per_window": int((original(torch.arange(len(train)).numpy())["targets"] > 0)
                                           .sum(1).min()),
-                "initial": initial, "params": {k: v.detach().clone() for k, v in model.state_dict().items()}},
+                "initial": initial, "params": {k: v.detach().clone() for k, v in model.state_dict().items()},
+                "heads": {k: v.detach().clone() for k, v in (adapter.state_dict() if adapter else {}).items()}},
                Path(out_dir) / f"rank{rank}-of-{trainer.dist.world_size}.pt")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], semantic=sys.argv[3:] == ["semantic"])

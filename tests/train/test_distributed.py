@@ -63,3 +63,22 @@ def test_two_process_gloo_matches_single_process(tmp_path, launcher):
         assert torch.allclose(v, ref["params"][k], atol=1e-6), f"{k} differs from one process"
     assert torch.equal(r0["initial"]["item_emb.weight"], ref["initial"]["item_emb.weight"])
     assert not torch.equal(ref["params"]["item_emb.weight"], ref["initial"]["item_emb.weight"])
+
+
+def test_two_process_gloo_with_the_semantic_adapter_stays_in_sync(tmp_path):
+    """The adapter's heads and the backbone train under DDP; both ranks end identical. (In-batch
+    negatives differ per shard, so no equality with one process is expected.)"""
+    data = write_atomic_dataset(tmp_path / "d", n_users=12, per_user=10)
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"
+    out = tmp_path / "multi"
+    out.mkdir()
+    cmd = LAUNCHERS["torchrun"](free_port()) + [str(WORKER), str(data), str(out), "semantic"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    r0, r1 = torch.load(out / "rank0-of-2.pt"), torch.load(out / "rank1-of-2.pt")
+    assert r0["heads"] and set(r0["heads"]) == set(r1["heads"])
+    for part in ("params", "heads"):
+        for k, v in r0[part].items():
+            assert torch.equal(v, r1[part][k]), f"{part} {k} differs between processes"
+    assert not torch.equal(r0["params"]["w1.weight"], r0["initial"]["w1.weight"])
