@@ -104,7 +104,7 @@ def run_curve(cfg: InterestsConfig, preferences: list[Any], *, n_reference: int 
         if downstream is not None:
             from llmrec.interests.job import save_artifact
 
-            save_artifact(res_dir / "artifacts" / _slug(p), prop,
+            save_artifact(out / "curve_downstream" / "artifacts" / _slug(p), prop,
                           {"format": "llmrec-esim-1", "llm": cfg.extract.llm, "preference": p,
                            "clustering": {"n_clusters": cl.n_clusters, "preference": cl.preference}})
         table.append({"preference": p, "preference_value": cl.preference, "clusters": cl.n_clusters,
@@ -113,7 +113,7 @@ def run_curve(cfg: InterestsConfig, preferences: list[Any], *, n_reference: int 
                       "heldout_hit": _summary(he_hit), "personal_auc": _summary(auc),
                       "reference_auc_inherited_minus_own": paired})
     if downstream is not None:
-        _downstream(table, downstream, res_dir, seed=seed)
+        _downstream(table, downstream, out / "curve_downstream", seed=seed)
     result = {"dataset": data.name, "users": int(len(users)), "llm": cfg.extract.llm, "backend": cfg.extract.backend,
               "k": k, "tau": 0.5, "reference_users": int(len(reference)), "seed": seed,
               "llm_calls": summary.calls, "fallbacks": summary.fallbacks, "encoder": cfg.texts.encoder,
@@ -131,8 +131,9 @@ def _slug(preference: Any) -> str:
     return "pref-" + str(preference).replace("/", "_")
 
 
-def _downstream(table: list[dict], spec: dict, res_dir: Path, *, seed: int) -> None:
-    """Train ``spec['backbone']`` without and with each point's interests; add the gains to ``table``."""
+def _downstream(table: list[dict], spec: dict, work: Path, *, seed: int) -> None:
+    """Train ``spec['backbone']`` without and with each point's interests; add the gains to ``table``.
+    Artifacts and runs live under the job's folder (``work``), not beside the results tables."""
     from llmrec.eval.bootstrap import paired_bootstrap
     from llmrec.train.ablate import run_config
     from llmrec.train.run import run
@@ -140,7 +141,6 @@ def _downstream(table: list[dict], spec: dict, res_dir: Path, *, seed: int) -> N
     ab, backbone = spec["ablation"], spec.get("backbone", "ibim")
     if backbone not in ab["backbones"]:
         ab = {**ab, "backbones": {**ab["backbones"], backbone: {}}}
-    work = res_dir / "downstream"
 
     def train(variant: str, folder: Path, interests: str | None) -> dict:
         cfg = run_config(ab, backbone, variant, spec.get("seed", seed), folder)
@@ -156,7 +156,7 @@ def _downstream(table: list[dict], spec: dict, res_dir: Path, *, seed: int) -> N
         if "preference_value" not in point:
             continue
         name = _slug(point["preference"])
-        with_sem = train("esim", work / name, str(res_dir / "artifacts" / name))
+        with_sem = train("esim", work / name, str(work / "artifacts" / name))
         point["downstream"] = {"backbone": backbone, "seed": spec.get("seed", seed),
                                "plain_ndcg@20": plain["test"]["ndcg@20"], "esim_ndcg@20": with_sem["test"]["ndcg@20"],
                                **{f"{m}_gain": paired_bootstrap(plain["per_user"][m], with_sem["per_user"][m], seed=seed)

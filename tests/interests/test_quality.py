@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -66,7 +67,8 @@ def test_curve_downstream_trains_the_backbone_with_each_points_interests(job_cfg
     result = run_curve(job_cfg, ["median", "min"], n_reference=6, results_dir=tmp_path / "curve", progress=False,
                        generate=scripted, downstream=spec)
     points = result["points"][2:]
-    runs = tmp_path / "curve" / "downstream"
+    runs = Path(job_cfg.out_dir) / "curve_downstream"
+    assert not (tmp_path / "curve" / "downstream").exists()  # runs and checkpoints stay out of the results
     plain = json.loads((runs / "plain" / "ibim" / "plain" / "seed0" / "results.json").read_text())
     for p in points:
         d = p["downstream"]
