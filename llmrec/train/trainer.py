@@ -86,9 +86,12 @@ class Trainer:
         self.model.load_state_dict(ckpt["model"])
         if self.adapter is not None:
             missing = self.adapter.load_state_dict(ckpt.get("adapter", {}), strict=False).missing_keys
-            if [k for k in missing if not k.startswith("backbone.")]:
-                raise ValueError(f"{path}: the checkpoint lacks adapter weights {missing[:3]} "
-                                 "(was it trained with other semantic settings?)")
+            missing = [k for k in missing if not k.startswith("backbone.")]
+            if missing:
+                from llmrec.errors import ConfigError
+
+                raise ConfigError(f"{path}: the checkpoint lacks adapter weights {missing[:3]} (it was trained "
+                                  "with other semantic settings; use a new train.out_dir or train.resume=false)")
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.epoch, self.best, self.best_epoch = ckpt["epoch"], ckpt["best"], ckpt["best_epoch"]
         self.bad_evals, self.elapsed, self.history = ckpt["bad_evals"], ckpt["elapsed"], ckpt["history"]

@@ -196,3 +196,11 @@ def test_trained_model_scores_without_any_llm_or_encoder(tiny_cfg, tmp_path, art
     with torch.no_grad():
         expected = model.eval().score({"items": torch.tensor(items)})[:, 1:]
     assert torch.allclose(torch.tensor(report["scores"]), expected, atol=1e-5)
+
+
+def test_resuming_a_plain_run_with_semantic_losses_is_refused(tiny_cfg, tmp_path, artifact):
+    from llmrec.errors import ConfigError
+
+    run(semantic_run(tiny_cfg, tmp_path / "r", None, epochs=1))
+    with pytest.raises(ConfigError, match="lacks adapter weights"):
+        run(semantic_run(tiny_cfg, tmp_path / "r", artifact, epochs=2))
