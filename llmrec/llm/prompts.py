@@ -27,7 +27,7 @@ import yaml
 
 from llmrec.errors import ConfigError
 
-PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
+PROMPTS_DIR = Path(__file__).resolve().parents[1] / "prompts"  # shipped inside the package (wheel)
 
 
 @dataclass(frozen=True)

@@ -56,3 +56,22 @@ def test_few_shot_examples_come_before_the_real_question(tmp_path):
     bad.write_text("user: '{x}'\nplaceholders: [x]\nexamples:\n  - {user: hi}\n")
     with pytest.raises(ConfigError, match=r"examples\[0\] must be a mapping with 'user' and 'assistant'"):
         load_prompt(bad)
+
+
+def test_a_wheel_ships_every_prompt_template(tmp_path):
+    """Templates are read at run time, so a non-editable install must carry them."""
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    from llmrec.llm.prompts import list_prompts
+
+    pytest.importorskip("setuptools", reason="building the wheel without isolation needs setuptools")
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                           "-w", str(tmp_path), str(root)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (wheel,) = tmp_path.glob("llmrec-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert list_prompts() and {f"llmrec/prompts/{p}.yaml" for p in list_prompts()} <= names
