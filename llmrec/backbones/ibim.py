@@ -12,6 +12,13 @@ trains one split point per sequence; here every position is a split point (causa
 its prefix), which uses the same data SASRec sees. Scoring takes the max over interests (the
 contract's base ``score``).
 
+``extractor: dr`` is the dynamic-routing variant (ComiRec-DR / MIND): each item state is mapped
+into every interest's space by its own linear map, and ``routing_iters`` rounds of routing-by-
+agreement (softmax over interests, squash, logit += agreement) form the K capsules. Routing logits
+start at zero; distinct per-interest maps break the symmetry, so encoding is deterministic
+(ComiRec draws random initial logits instead). The routing coefficients are not back-propagated
+through, as in both papers; the capsules are.
+
 Options beyond ComiRec-SA, off by default: ``n_layers`` causal transformer blocks before the
 extraction (ComiRec-SA has none).
 """
@@ -19,6 +26,7 @@ extraction (ComiRec-SA has none).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +48,10 @@ class IBIMConfig:
     """K, the number of interest vectors per user."""
     attn_hidden: int = 256
     """Width of the extraction's hidden layer (d_a in ComiRec-SA; its default is 4 x hidden)."""
+    extractor: Literal["sa", "dr"] = "sa"
+    """sa: self-attentive (ComiRec-SA); dr: dynamic routing (ComiRec-DR / MIND capsules)."""
+    routing_iters: int = 3
+    """Routing-by-agreement rounds of the dr extractor."""
     n_layers: int = 0
     """Causal transformer blocks before extraction (0 = ComiRec-SA)."""
     n_heads: int = 2
@@ -69,8 +81,11 @@ class IBIM(Backbone):
         self.blocks = nn.ModuleList(TransformerBlock(c.hidden, c.n_heads, c.inner, c.dropout)
                                     for _ in range(c.n_layers))
         self.ln = nn.LayerNorm(c.hidden) if c.n_layers else nn.Identity()
-        self.w1 = nn.Linear(c.hidden, c.attn_hidden, bias=False)
-        self.w2 = nn.Linear(c.attn_hidden, c.n_interests, bias=False)
+        if c.extractor == "sa":
+            self.w1 = nn.Linear(c.hidden, c.attn_hidden, bias=False)
+            self.w2 = nn.Linear(c.attn_hidden, c.n_interests, bias=False)
+        else:  # one map per interest, stored as one (D -> K*D) linear layer
+            self.maps = nn.Linear(c.hidden, c.n_interests * c.hidden, bias=False)
         self.apply(self._init)
 
     def _init(self, module: nn.Module) -> None:
@@ -97,6 +112,8 @@ class IBIM(Backbone):
         """K interests from the whole input, (B, K, D); with ``every_position`` (B, L, K, D), where
         position t only mixes items 0..t (its causal prefix)."""
         h = self._hidden(items)  # (B, L, D)
+        if self.config.extractor == "dr":
+            return self._route(h, items, every_position)
         logits = self.w2(torch.tanh(self.w1(h)))  # (B, L, K)
         if every_position:
             # visible[b, t, s]: query position t may read key position s (causal, no padding)
@@ -108,6 +125,26 @@ class IBIM(Backbone):
         keys = keys | ~keys.any(dim=1, keepdim=True)  # an all-padding row reads everything (no NaN)
         att = logits.masked_fill(~keys, float("-inf")).softmax(dim=1)  # (B, L, K)
         return torch.einsum("bsk,bsd->bkd", att, h)  # (B, K, D)
+
+    def _route(self, h: torch.Tensor, items: torch.Tensor, every_position: bool) -> torch.Tensor:
+        B, L, D = h.shape
+        K = self.config.n_interests
+        u = self.maps(h).view(B, L, K, D)  # (B, L, K, D): item s seen from interest k
+        if every_position:
+            visible = causal_mask(items)[:, 0]  # (B, T, S)
+        else:
+            keys = items != 0
+            visible = (keys | ~keys.any(dim=1, keepdim=True)).unsqueeze(1)  # (B, 1, S)
+        vis = visible.unsqueeze(-1).float()  # (B, T, S, 1)
+        logits = torch.zeros(B, vis.size(1), L, K, device=h.device)  # (B, T, S, K)
+        u_fixed = u.detach()
+        for it in range(self.config.routing_iters):
+            w = logits.softmax(dim=-1) * vis  # coupling of item s to interest k, for query t
+            last = it == self.config.routing_iters - 1
+            v = _squash(torch.einsum("btsk,bskd->btkd", w, u if last else u_fixed))  # gradient: last round only
+            if not last:
+                logits = logits + torch.einsum("btkd,bskd->btsk", v, u_fixed)
+        return v if every_position else v[:, 0]  # (B, T, K, D) or (B, K, D)
 
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.interests(batch["items"])  # (B, K, D)
@@ -130,3 +167,9 @@ class IBIM(Backbone):
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.loss_and_user(batch)[0]
+
+
+def _squash(z: torch.Tensor) -> torch.Tensor:
+    """Capsule squash: direction of z, length |z|^2 / (1 + |z|^2)."""
+    n2 = (z * z).sum(-1, keepdim=True)
+    return z * (n2 / (1 + n2) / torch.sqrt(n2 + 1e-9))

@@ -72,3 +72,52 @@ def test_scores_take_the_max_over_interests():
         by_hand = (v @ model.item_emb.weight.T).max(dim=0).values
         scores = model.score(batch)[0]
     assert torch.allclose(scores[1:], by_hand[1:], atol=1e-6) and torch.isinf(scores[0])
+
+
+def squash(z):
+    n2 = float(z @ z)
+    return z * (n2 / (1 + n2)) / (n2 ** 0.5 + 1e-12)
+
+
+def test_dynamic_routing_matches_a_loop_over_items_and_interests():
+    model = tiny_ibim(extractor="dr", routing_iters=3).eval()
+    items = torch.tensor([[0, 0, 4, 7, 2]])
+    with torch.no_grad():
+        v = model.interests(items)[0]  # (K, D)
+        h = model.item_emb(items[0]) + model.pos_emb(torch.arange(5))  # (L, D)
+        K, D = 3, 8
+        W = model.maps.weight.view(K, D, D)
+        real = [2, 3, 4]
+        u = {(s, k): W[k] @ h[s] for s in real for k in range(K)}
+        b = {(s, k): 0.0 for s in real for k in range(K)}
+        for it in range(3):
+            caps = []
+            for k in range(K):
+                z = torch.zeros(D)
+                for s in real:
+                    w = torch.softmax(torch.tensor([b[s, j] for j in range(K)]), 0)[k]
+                    z = z + w * u[s, k]
+                caps.append(squash(z))
+            for s in real:
+                for k in range(K):
+                    b[s, k] += float(caps[k] @ u[s, k])
+        expected = torch.stack(caps)
+    assert torch.allclose(v, expected, atol=1e-5)
+    assert (v.norm(dim=-1) < 1).all()  # squashed capsules
+
+
+def test_dynamic_routing_trains_and_its_prefixes_agree():
+    model = tiny_ibim(extractor="dr")
+    items = torch.tensor([[0, 2, 5, 7, 3], [1, 4, 4, 8, 9]])
+    targets = torch.tensor([[0, 5, 7, 3, 11], [4, 4, 8, 9, 10]])
+    loss, user = model.loss_and_user({"items": items, "targets": targets})
+    loss.backward()
+    assert torch.isfinite(loss) and model.maps.weight.grad.abs().sum() > 0
+    assert model.item_emb.weight.grad.abs().sum() > 0
+    model.eval()
+    with torch.no_grad():
+        per_pos = model.interests(items, every_position=True)
+        for t in range(1, 5):
+            assert torch.allclose(per_pos[:, t], model.interests(items[:, :t + 1]), atol=1e-5)
+        scores = model.score({"items": items})
+    assert scores.shape == (2, 13) and torch.isfinite(scores[:, 1:]).all()
