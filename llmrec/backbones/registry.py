@@ -15,6 +15,7 @@ from llmrec.errors import ConfigError
 _REGISTRY: dict[str, tuple[str, str] | type] = {
     "sasrec": ("llmrec.backbones.sasrec", "SASRec"),
     "ibim": ("llmrec.backbones.ibim", "IBIM"),
+    "blade": ("llmrec.backbones.blade", "BLADE"),
 }
 _entry_points_loaded = False
 

@@ -1,0 +1,287 @@
+"""BLADE (Li et al., 2025): multi-behaviour sequential recommendation with dual item-behaviour fusion.
+
+Each step carries a SET of concurrent behaviours (a bit mask over the dataset's behaviour
+vocabulary). The model, as built here:
+
+1. Behaviour-set encoding (Eq. 1): a softmax over the behaviours present in the set, scored by a
+   learned vector, weights their embeddings: ``s = sum_b softmax_b(w . e_b) e_b``.
+2. Early fusion: item and set embeddings combined at the input (``sum``, ``concat`` + linear, or a
+   sigmoid ``gate``), + positions, causal Transformer blocks -> F.
+3. Intermediate fusion: item + position embeddings -> Behaviour-Aware Self-Attention (scores
+   plus a learned per-head scale times the similarity of the two steps' behaviour-set
+   embeddings) -> Behaviour-Guided Mixture-of-Experts (a softmax gate on the step's set
+   embedding mixes E feed-forward experts) -> O.
+4. ``U = alpha O + (1 - alpha) F``; a cross-attention whose query is the TARGET behaviour set's
+   embedding reads U causally, then a feed-forward block gives the user vector; scores are dot
+   products with the item embeddings. In training the query at each position is the set of the
+   step being predicted; at evaluation it is the fixed target behaviour for every user
+   (``target_behavior``), never the held-out step's own set.
+5. Behaviour-richness weighting: each position's cross-entropy is weighted by
+   ``|target set| / |B|``, normalised by the summed weights.
+
+Where the paper leaves details open we take the standard choice and say so: the attention bias is
+additive (scores + lambda_h * cos(s_i, s_j)), the MoE gate is dense (all experts, softmax
+weights; no top-k), experts are two-layer GELU FFNs. The three behaviour-level augmentations and
+their contrastive loss are not built yet (issue 8 stays open for them).
+
+Ablation switches: ``early_fusion: none``, ``intermediate_fusion: false``, ``richness_weight:
+false``, ``n_experts: 1`` (plain FFN). ``extra_stats`` reports the mean gate weight of each expert
+over the last epoch, to spot a degenerate router.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from llmrec.backbones.base import Backbone
+from llmrec.backbones.layers import TransformerBlock, causal_mask
+
+
+@dataclass(kw_only=True)
+class BLADEConfig:
+    n_items: int = 0
+    """Number of real items (filled from the data); ids 1..n_items, 0 is padding."""
+    n_behaviors: int = 0
+    """Size of the behaviour vocabulary (filled from the data); sets are bit masks over it."""
+    max_len: int = 50
+    """Input sequence length (filled from data.max_len)."""
+    hidden: int = 64
+    """Embedding and model width."""
+    n_layers: int = 2
+    """Transformer blocks of the early-fusion branch, and BASA+MoE blocks of the intermediate one."""
+    n_heads: int = 2
+    """Attention heads."""
+    inner: int = 256
+    """Feed-forward width (of each expert)."""
+    dropout: float = 0.2
+    """Dropout on embeddings, attention and block outputs."""
+    early_fusion: Literal["sum", "concat", "gate", "none"] = "sum"
+    """How item and behaviour-set embeddings are combined at the input; none = no early branch."""
+    intermediate_fusion: bool = True
+    """The BASA + behaviour-guided MoE branch; false = no intermediate branch."""
+    alpha: float = 0.5
+    """U = alpha * O (intermediate) + (1 - alpha) * F (early), when both branches are on."""
+    n_experts: int = 4
+    """Experts of the behaviour-guided MoE (1 = a plain feed-forward layer)."""
+    richness_weight: bool = True
+    """Weight each position's loss by the share of behaviours in its target set."""
+    init_std: float = 0.02
+    """Std of the normal initialisation of linear and embedding weights."""
+
+
+def behavior_bits(mask: torch.Tensor, n: int) -> torch.Tensor:
+    """(..., ) integer bit masks -> (..., n) bool membership."""
+    bits = 1 << torch.arange(n, device=mask.device)
+    return (mask.unsqueeze(-1) & bits) != 0
+
+
+class BehaviorSetEncoder(nn.Module):
+    """Eq. 1: softmax over the behaviours in the set (scores w . e_b), weighted sum of embeddings."""
+
+    def __init__(self, n_behaviors: int, hidden: int):
+        super().__init__()
+        self.n = n_behaviors
+        self.emb = nn.Parameter(torch.empty(n_behaviors, hidden))
+        self.score = nn.Linear(hidden, 1, bias=False)
+
+    def forward(self, mask: torch.Tensor) -> torch.Tensor:
+        member = behavior_bits(mask, self.n)  # (..., nb)
+        logits = self.score(self.emb).squeeze(-1).expand(member.shape)  # (..., nb)
+        weights = logits.masked_fill(~member, float("-inf")).softmax(-1)
+        weights = torch.nan_to_num(weights, nan=0.0)  # empty set (padding) -> zero vector
+        return weights @ self.emb  # (..., D)
+
+
+class BehaviorAwareAttention(nn.Module):
+    """Causal self-attention with an additive bias lambda_h * cos(s_i, s_j) per head."""
+
+    def __init__(self, hidden: int, heads: int, dropout: float):
+        super().__init__()
+        if hidden % heads:
+            raise ValueError(f"hidden size {hidden} is not divisible by {heads} heads")
+        self.heads, self.dropout = heads, dropout
+        self.qkv = nn.Linear(hidden, 3 * hidden)
+        self.out = nn.Linear(hidden, hidden)
+        self.scale = nn.Parameter(torch.ones(heads))
+
+    def forward(self, x: torch.Tensor, sets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        B, L, D = x.shape
+        q, k, v = self.qkv(x).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+        s = F.normalize(sets, dim=-1)
+        sim = s @ s.transpose(1, 2)  # (B, L, L)
+        bias = self.scale.view(1, -1, 1, 1) * sim.unsqueeze(1)  # (B, H, L, L)
+        bias = bias.masked_fill(~mask, float("-inf"))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        return self.out(y.transpose(1, 2).reshape(B, L, D))
+
+
+class BehaviorGuidedMoE(nn.Module):
+    """E feed-forward experts mixed by a softmax gate on the step's behaviour-set embedding."""
+
+    def __init__(self, hidden: int, inner: int, experts: int, dropout: float):
+        super().__init__()
+        self.experts = nn.ModuleList(nn.Sequential(nn.Linear(hidden, inner), nn.GELU(), nn.Dropout(dropout),
+                                                   nn.Linear(inner, hidden)) for _ in range(experts))
+        self.gate = nn.Linear(hidden, experts) if experts > 1 else None
+        self.last_gate: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor, sets: torch.Tensor) -> torch.Tensor:
+        if self.gate is None:
+            return self.experts[0](x)
+        g = self.gate(sets).softmax(-1)  # (B, L, E)
+        self.last_gate = g.detach()
+        out = torch.stack([e(x) for e in self.experts], dim=-1)  # (B, L, D, E)
+        return (out * g.unsqueeze(-2)).sum(-1)
+
+
+class BASABlock(nn.Module):
+    def __init__(self, c: BLADEConfig):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(c.hidden), nn.LayerNorm(c.hidden)
+        self.attn = BehaviorAwareAttention(c.hidden, c.n_heads, c.dropout)
+        self.moe = BehaviorGuidedMoE(c.hidden, c.inner, c.n_experts, c.dropout)
+        self.drop = nn.Dropout(c.dropout)
+
+    def forward(self, x: torch.Tensor, sets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.ln1(x), sets, mask))
+        return x + self.drop(self.moe(self.ln2(x), sets))
+
+
+class BLADE(Backbone):
+    config_class = BLADEConfig
+    requires = frozenset({"items", "behaviors", "target_behaviors", "target_behavior"})
+
+    def __init__(self, config: BLADEConfig):
+        super().__init__(config)
+        c = config
+        if c.n_items <= 0 or c.n_behaviors <= 0:
+            raise ValueError("BLADEConfig.n_items and n_behaviors must be set from the data")
+        if c.early_fusion == "none" and not c.intermediate_fusion:
+            raise ValueError("BLADE needs at least one fusion branch (early_fusion or intermediate_fusion)")
+        if not 0.0 <= c.alpha <= 1.0:
+            raise ValueError(f"BLADEConfig.alpha must lie in [0, 1], got {c.alpha}")
+        self.item_emb = nn.Embedding(c.n_items + 1, c.hidden, padding_idx=0)
+        self.pos_emb = nn.Embedding(c.max_len, c.hidden)
+        self.sets = BehaviorSetEncoder(c.n_behaviors, c.hidden)
+        self.drop = nn.Dropout(c.dropout)
+        if c.early_fusion != "none":
+            self.fuse = nn.Linear(2 * c.hidden, c.hidden) if c.early_fusion in ("concat", "gate") else None
+            self.early = nn.ModuleList(TransformerBlock(c.hidden, c.n_heads, c.inner, c.dropout)
+                                       for _ in range(c.n_layers))
+            self.early_ln = nn.LayerNorm(c.hidden)
+        if c.intermediate_fusion:
+            self.middle = nn.ModuleList(BASABlock(c) for _ in range(c.n_layers))
+            self.middle_ln = nn.LayerNorm(c.hidden)
+        self.cross_q = nn.Linear(c.hidden, c.hidden)
+        self.cross_kv = nn.Linear(c.hidden, 2 * c.hidden)
+        self.cross_out = nn.Linear(c.hidden, c.hidden)
+        self.ffn_ln = nn.LayerNorm(c.hidden)
+        self.ffn = nn.Sequential(nn.Linear(c.hidden, c.inner), nn.GELU(), nn.Dropout(c.dropout),
+                                 nn.Linear(c.inner, c.hidden))
+        self.out_ln = nn.LayerNorm(c.hidden)
+        self.apply(self._init)
+        nn.init.normal_(self.sets.emb, std=c.init_std)
+        self._gate_sum: torch.Tensor | None = None
+        self._gate_n = 0
+
+    def _init(self, module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=self.config.init_std)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()
+
+    def fused(self, items: torch.Tensor, behaviors: torch.Tensor) -> torch.Tensor:
+        """(B, L) ids and behaviour masks -> U (B, L, D), each position causal."""
+        c = self.config
+        L = items.size(1)
+        real = (items != 0).unsqueeze(-1)
+        e = self.item_emb(items) * math.sqrt(c.hidden)  # (B, L, D)
+        pos = self.pos_emb(torch.arange(L, device=items.device))
+        s = self.sets(behaviors * (items != 0))  # (B, L, D); padding -> empty set
+        mask = causal_mask(items)
+        branches = []
+        if c.early_fusion != "none":
+            if c.early_fusion == "sum":
+                x = e + s
+            elif c.early_fusion == "concat":
+                x = self.fuse(torch.cat([e, s], -1))
+            else:
+                g = torch.sigmoid(self.fuse(torch.cat([e, s], -1)))
+                x = g * e + (1 - g) * s
+            x = self.drop(x + pos) * real
+            for block in self.early:
+                x = block(x, mask)
+            branches.append((1 - c.alpha if c.intermediate_fusion else 1.0, self.early_ln(x)))
+        if c.intermediate_fusion:
+            x = self.drop(e + pos) * real
+            for block in self.middle:
+                x = block(x, s, mask)
+            self._record_gates(items)
+            branches.append((c.alpha if c.early_fusion != "none" else 1.0, self.middle_ln(x)))
+        return sum(w * b for w, b in branches)
+
+    def _record_gates(self, items: torch.Tensor) -> None:
+        if not self.training or self.config.n_experts < 2:
+            return
+        real = items != 0
+        for block in self.middle:
+            g = block.moe.last_gate[real]  # (T, E)
+            self._gate_sum = g.sum(0) if self._gate_sum is None else self._gate_sum + g.sum(0)
+            self._gate_n += g.size(0)
+
+    def read(self, u: torch.Tensor, items: torch.Tensor, query_sets: torch.Tensor) -> torch.Tensor:
+        """Cross-attention from the target set at each position over U (causal), then an FFN."""
+        B, L, D = u.shape
+        H = self.config.n_heads
+        q = self.cross_q(self.sets(query_sets)).view(B, L, H, D // H).transpose(1, 2)  # (B, H, L, d)
+        k, v = self.cross_kv(u).view(B, L, 2, H, D // H).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=causal_mask(items),
+                                           dropout_p=self.config.dropout if self.training else 0.0)
+        x = u + self.drop(self.cross_out(y.transpose(1, 2).reshape(B, L, D)))
+        x = x + self.drop(self.ffn(self.ffn_ln(x)))
+        return self.out_ln(x)  # (B, L, D)
+
+    def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        items = batch["items"]
+        u = self.fused(items, batch["behaviors"])
+        query = batch["target_behavior"].view(-1, 1).expand_as(items)  # the same set at every position
+        return self.read(u, items, query)[:, -1]  # (B, D)
+
+    def item_embeddings(self) -> torch.Tensor:
+        return self.item_emb.weight
+
+    def loss_and_user(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        items, targets = batch["items"], batch["targets"]
+        hidden = self.read(self.fused(items, batch["behaviors"]), items, batch["target_behaviors"])
+        valid = targets != 0
+        logits = hidden[valid] @ self.item_emb.weight.T  # (T, N+1)
+        logits[:, 0] = float("-inf")
+        ce = F.cross_entropy(logits, targets[valid], reduction="none")  # (T,)
+        if self.config.richness_weight:
+            w = behavior_bits(batch["target_behaviors"][valid], self.config.n_behaviors).sum(-1).float()
+            w = w / self.config.n_behaviors
+            loss = (w * ce).sum() / w.sum().clamp(min=1e-12)
+        else:
+            loss = ce.mean()
+        return loss, hidden[:, -1]
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.loss_and_user(batch)[0]
+
+    def extra_stats(self) -> dict[str, float]:
+        """Mean gate weight of each expert since the last call (training steps only)."""
+        if self._gate_sum is None or not self._gate_n:
+            return {}
+        usage = (self._gate_sum / self._gate_n).tolist()
+        self._gate_sum, self._gate_n = None, 0
+        return {f"expert{i}_usage": float(u) for i, u in enumerate(usage)}
