@@ -80,3 +80,22 @@ def write_semantic_artifact(folder: Path, users: list[str], *, k: int = 3, dim: 
     (folder / "manifest.json").write_text(json.dumps({"format": "llmrec-esim-1", "llm": "test",
                                                       "clustering": {"n_clusters": n_clusters}}))
     return folder
+
+
+def crash_then_resume(monkeypatch, start_run, *, at_epoch: int = 2):
+    """Run ``start_run()`` with a simulated crash at the start of epoch ``at_epoch + 1`` (after
+    ``at_epoch`` checkpointed epochs), then ``start_run()`` again normally; returns the second result."""
+    from llmrec.train.trainer import Trainer
+
+    original = Trainer._epoch
+
+    def crash(self, train):
+        if self.epoch == at_epoch:
+            raise KeyboardInterrupt("simulated crash")
+        return original(self, train)
+
+    monkeypatch.setattr(Trainer, "_epoch", crash)
+    with pytest.raises(KeyboardInterrupt):
+        start_run()
+    monkeypatch.setattr(Trainer, "_epoch", original)
+    return start_run()

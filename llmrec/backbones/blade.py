@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import torch
@@ -40,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from llmrec.backbones.base import Backbone
-from llmrec.backbones.layers import TransformerBlock, causal_mask
+from llmrec.backbones.layers import SelfAttention, TransformerBlock, causal_mask, init_weights
 
 
 @dataclass(kw_only=True)
@@ -103,23 +104,14 @@ class BehaviorAwareAttention(nn.Module):
 
     def __init__(self, hidden: int, heads: int, dropout: float):
         super().__init__()
-        if hidden % heads:
-            raise ValueError(f"hidden size {hidden} is not divisible by {heads} heads")
-        self.heads, self.dropout = heads, dropout
-        self.qkv = nn.Linear(hidden, 3 * hidden)
-        self.out = nn.Linear(hidden, hidden)
+        self.attn = SelfAttention(hidden, heads, dropout)
         self.scale = nn.Parameter(torch.ones(heads))
 
     def forward(self, x: torch.Tensor, sets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        B, L, D = x.shape
-        q, k, v = self.qkv(x).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
         s = F.normalize(sets, dim=-1)
         sim = s @ s.transpose(1, 2)  # (B, L, L)
         bias = self.scale.view(1, -1, 1, 1) * sim.unsqueeze(1)  # (B, H, L, L)
-        bias = bias.masked_fill(~mask, float("-inf"))
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
-                                           dropout_p=self.dropout if self.training else 0.0)
-        return self.out(y.transpose(1, 2).reshape(B, L, D))
+        return self.attn(x, bias.masked_fill(~mask, float("-inf")))
 
 
 class BehaviorGuidedMoE(nn.Module):
@@ -186,19 +178,10 @@ class BLADE(Backbone):
         self.ffn = nn.Sequential(nn.Linear(c.hidden, c.inner), nn.GELU(), nn.Dropout(c.dropout),
                                  nn.Linear(c.inner, c.hidden))
         self.out_ln = nn.LayerNorm(c.hidden)
-        self.apply(self._init)
+        self.apply(partial(init_weights, std=c.init_std))
         nn.init.normal_(self.sets.emb, std=c.init_std)
         self._gate_sum: torch.Tensor | None = None
         self._gate_n = 0
-
-    def _init(self, module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=self.config.init_std)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
-        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
-            with torch.no_grad():
-                module.weight[module.padding_idx].zero_()
 
     def fused(self, items: torch.Tensor, behaviors: torch.Tensor) -> torch.Tensor:
         """(B, L) ids and behaviour masks -> U (B, L, D), each position causal."""

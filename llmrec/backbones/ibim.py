@@ -26,6 +26,7 @@ extraction (ComiRec-SA has none).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import torch
@@ -33,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from llmrec.backbones.base import Backbone
-from llmrec.backbones.layers import TransformerBlock, causal_mask
+from llmrec.backbones.layers import TransformerBlock, causal_mask, init_weights
 
 
 @dataclass(kw_only=True)
@@ -86,16 +87,7 @@ class IBIM(Backbone):
             self.w2 = nn.Linear(c.attn_hidden, c.n_interests, bias=False)
         else:  # one map per interest, stored as one (D -> K*D) linear layer
             self.maps = nn.Linear(c.hidden, c.n_interests * c.hidden, bias=False)
-        self.apply(self._init)
-
-    def _init(self, module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=self.config.init_std)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
-        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
-            with torch.no_grad():
-                module.weight[module.padding_idx].zero_()
+        self.apply(partial(init_weights, std=c.init_std))
 
     def _hidden(self, items: torch.Tensor) -> torch.Tensor:
         """(B, L) ids -> (B, L, D) states the interests are mixed from."""

@@ -7,6 +7,17 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def init_weights(module: nn.Module, std: float) -> None:
+    """Normal(0, std) linear and embedding weights, zero biases, zero padding row (``model.apply``)."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, std=std)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+    if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+        with torch.no_grad():
+            module.weight[module.padding_idx].zero_()
+
+
 def causal_mask(items: torch.Tensor) -> torch.Tensor:
     """(B, 1, L, L) bool mask, True = may attend: causal, never to padding, always to itself.
 
@@ -30,6 +41,7 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(hidden, hidden)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``mask``: bool (True = may attend) or an additive float bias, broadcast to (B, H, L, L)."""
         B, L, D = x.shape
         q, k, v = self.qkv(x).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,

@@ -14,6 +14,7 @@ item embeddings are shared.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import torch
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from llmrec.backbones.base import Backbone
-from llmrec.backbones.layers import TransformerBlock, causal_mask
+from llmrec.backbones.layers import TransformerBlock, causal_mask, init_weights
 
 
 @dataclass(kw_only=True)
@@ -63,16 +64,7 @@ class SASRec(Backbone):
         self.blocks = nn.ModuleList(TransformerBlock(c.hidden, c.n_heads, c.inner, c.dropout)
                                     for _ in range(c.n_layers))
         self.ln = nn.LayerNorm(c.hidden)
-        self.apply(self._init)
-
-    def _init(self, module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=self.config.init_std)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
-        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
-            with torch.no_grad():
-                module.weight[module.padding_idx].zero_()
+        self.apply(partial(init_weights, std=c.init_std))
 
     def sequence(self, items: torch.Tensor) -> torch.Tensor:
         """(B, L) item ids -> (B, L, D) hidden states; position L-1 is the latest item."""

@@ -11,7 +11,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbone", "-b", help="shortcut for backbone.name=...")
     parser.add_argument("--out", "-o", help="shortcut for train.out_dir=...")
     parser.add_argument("--semantic", "-s", metavar="PATH",
-                        help="ESIM interests (an `llmrec interests extract` folder): shortcut for semantic.interests=PATH")
+                        help="ESIM interests (an `llmrec interests extract` folder): "
+                             "shortcut for semantic.interests=PATH")
     add_config_arguments(parser)
 
 

@@ -135,7 +135,7 @@ def _downstream(table: list[dict], spec: dict, work: Path, *, seed: int) -> None
     """Train ``spec['backbone']`` without and with each point's interests; add the gains to ``table``.
     Artifacts and runs live under the job's folder (``work``), not beside the results tables."""
     from llmrec.eval.bootstrap import paired_bootstrap
-    from llmrec.train.ablate import run_config
+    from llmrec.train.ablate import read_run, run_config
     from llmrec.train.run import run
 
     ab, backbone = spec["ablation"], spec.get("backbone", "ibim")
@@ -145,11 +145,9 @@ def _downstream(table: list[dict], spec: dict, work: Path, *, seed: int) -> None
     def train(variant: str, folder: Path, interests: str | None) -> dict:
         cfg = run_config(ab, backbone, variant, spec.get("seed", seed), folder)
         cfg.semantic.interests = interests
-        done = Path(cfg.train.out_dir) / "results.json"
-        if not done.exists():
+        if not (Path(cfg.train.out_dir) / "results.json").exists():
             run(cfg)
-        per = np.load(Path(cfg.train.out_dir) / "test_per_user.npz")
-        return {"test": json.loads(done.read_text())["test"], "per_user": {k: per[k] for k in per.files}}
+        return read_run(Path(cfg.train.out_dir))
 
     plain = train("plain", work / "plain", None)
     for point in table:
@@ -157,10 +155,11 @@ def _downstream(table: list[dict], spec: dict, work: Path, *, seed: int) -> None
             continue
         name = _slug(point["preference"])
         with_sem = train("esim", work / name, str(work / "artifacts" / name))
+        gains = {f"{m}_gain": paired_bootstrap(plain["per_user"][m], with_sem["per_user"][m], seed=seed)
+                 for m in ("ndcg@20", "recall@20")}
         point["downstream"] = {"backbone": backbone, "seed": spec.get("seed", seed),
                                "plain_ndcg@20": plain["test"]["ndcg@20"], "esim_ndcg@20": with_sem["test"]["ndcg@20"],
-                               **{f"{m}_gain": paired_bootstrap(plain["per_user"][m], with_sem["per_user"][m], seed=seed)
-                                  for m in ("ndcg@20", "recall@20")}}
+                               **gains}
 
 
 def _self_clustering(n: int):

@@ -14,6 +14,7 @@ users of (variant - plain), each user's metric first averaged over the seeds.
 
 from __future__ import annotations
 
+import copy
 import json
 import statistics
 from pathlib import Path
@@ -35,36 +36,32 @@ def load_ablation(path: str | Path | None, overrides: list[str], *, backbones: l
     values = read_config_file(path)
     apply_overrides(values, overrides)
     sections = values.pop("backbones", None) or {"sasrec": {}}
-    if backbones:
-        sections = {b: (sections or {}).get(b, {}) for b in backbones}
-    backbones = sections
     seeds = seeds or values.pop("seeds", [0])
-    values.pop("seeds", None)
     variants = variants or values.pop("variants", ["plain", "esim"])
-    values.pop("variants", None)
-    if not isinstance(backbones, dict):
+    values.pop("seeds", None), values.pop("variants", None)  # replaced by the arguments
+    if not isinstance(sections, dict):
         raise ConfigError(f"{path}: backbones must map a backbone name to its section")
+    if backbones:
+        sections = {b: sections.get(b, {}) for b in backbones}
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise ConfigError(f"variants: unknown {unknown}; known: {list(VARIANTS)}")
     if any(v != "plain" for v in variants) and not (values.get("semantic") or {}).get("interests"):
         raise ConfigError("semantic.interests is required for the esim/align/predict variants "
                           "(an `llmrec interests extract` folder)")
-    return {"base": values, "backbones": backbones, "seeds": [int(s) for s in seeds], "variants": list(variants)}
+    return {"base": values, "backbones": sections, "seeds": [int(s) for s in seeds], "variants": list(variants)}
 
 
 def run_config(ab: dict[str, Any], backbone: str, variant: str, seed: int, out: Path):
     from llmrec.config import RunConfig, backbone_config, from_dict
 
-    values = json.loads(json.dumps(ab["base"]))  # deep copy
+    values = copy.deepcopy(ab["base"])
     values["backbone"] = {"name": backbone, **(ab["backbones"][backbone] or {})}
     sem = values.setdefault("semantic", {})
     switch = VARIANTS[variant]
     if switch is None:
         sem["interests"] = None
-    else:
-        sem.setdefault("align_weight", 0.1)
-        sem.setdefault("predict_weight", 0.1)
+    else:  # a term switched off gets weight 0; the other keeps the config's (or the default) weight
         if not switch[0]:
             sem["align_weight"] = 0.0
         if not switch[1]:
@@ -93,7 +90,7 @@ def run_ablation(ab: dict[str, Any], out: str | Path, *, progress: bool = True) 
                     print(f"== {backbone} / {variant} / seed {seed} -> {folder}", flush=True)
                     data = data or prepare(cfg.data)
                     run(cfg, data)
-                cells[f"{backbone}/{variant}/seed{seed}"] = _read(folder)
+                cells[f"{backbone}/{variant}/seed{seed}"] = read_run(folder)
     report = summarise(ab, cells)
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "results.json", json.dumps(report, indent=1))
@@ -102,7 +99,8 @@ def run_ablation(ab: dict[str, Any], out: str | Path, *, progress: bool = True) 
     return report
 
 
-def _read(folder: Path) -> dict[str, Any]:
+def read_run(folder: Path) -> dict[str, Any]:
+    """A finished run folder's test metrics, per-user test metrics and timings."""
     res = json.loads((folder / "results.json").read_text())
     per = np.load(folder / "test_per_user.npz")
     epochs = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()]

@@ -20,9 +20,8 @@ from llmrec.errors import DataError
 from llmrec.interests.artifact import load_semantic_table
 from llmrec.train.checkpoint import load_checkpoint
 from llmrec.train.run import run
-from llmrec.train.trainer import Trainer
 from tests.backbones.test_contract import N_USERS, tiny_batch, tiny_model
-from tests.conftest import write_semantic_artifact
+from tests.conftest import crash_then_resume, write_semantic_artifact
 
 HERE = Path(__file__).parent
 
@@ -144,18 +143,8 @@ def test_zero_weights_reproduce_the_plain_backbone_bit_for_bit(tiny_cfg, tmp_pat
 
 def test_resume_with_the_adapter_matches_an_uninterrupted_run(tiny_cfg, tmp_path, artifact, monkeypatch):
     run(semantic_run(tiny_cfg, tmp_path / "full", artifact))
-    original = Trainer._epoch
-
-    def crash(self, train):
-        if self.epoch == 2:
-            raise KeyboardInterrupt("simulated crash")
-        return original(self, train)
-
-    monkeypatch.setattr(Trainer, "_epoch", crash)
-    with pytest.raises(KeyboardInterrupt):
-        run(semantic_run(tiny_cfg, tmp_path / "resumed", artifact))
-    monkeypatch.setattr(Trainer, "_epoch", original)
-    assert run(semantic_run(tiny_cfg, tmp_path / "resumed", artifact))["resumed"]
+    resumed = crash_then_resume(monkeypatch, lambda: run(semantic_run(tiny_cfg, tmp_path / "resumed", artifact)))
+    assert resumed["resumed"]
     full, res = (load_checkpoint(tmp_path / d / "last.pt") for d in ("full", "resumed"))
     for part in ("model", "adapter"):
         assert full[part].keys() == res[part].keys() and full[part]

@@ -56,7 +56,7 @@ def test_curve_end_to_end(job_cfg, tmp_path):
 def test_curve_downstream_trains_the_backbone_with_each_points_interests(job_cfg, tmp_path, monkeypatch):
     from llmrec.train.ablate import load_ablation
 
-    ab = load_ablation(None, [f"data.source=recbole", f"data.path={job_cfg.data.path}",
+    ab = load_ablation(None, ["data.source=recbole", f"data.path={job_cfg.data.path}",
                               f"data.cache_dir={job_cfg.data.cache_dir}", "data.max_len=6",
                               "train.epochs=2", "train.batch_size=8", "train.progress=false", "eval.ks=[20]",
                               "train.metric=ndcg@20"],

@@ -10,7 +10,7 @@ import torch
 from llmrec.config import RunConfig, from_dict
 from llmrec.train.checkpoint import load_checkpoint, load_model
 from llmrec.train.run import run
-from llmrec.train.trainer import Trainer
+from tests.conftest import crash_then_resume
 
 
 def tiny_run(tiny_cfg, out, **train) -> RunConfig:
@@ -41,20 +41,15 @@ def test_seeded_runs_repeat_exactly(tiny_cfg, tmp_path):
 
 def test_resume_after_interruption_matches_uninterrupted(tiny_cfg, tmp_path, monkeypatch):
     run(tiny_run(tiny_cfg, tmp_path / "full"))
-    # crash in the third epoch, after two epochs were checkpointed
-    original = Trainer._epoch
+    crashed_epochs = []
 
-    def crash(self, train):
-        if self.epoch == 2:
-            raise KeyboardInterrupt("simulated crash")
-        return original(self, train)
+    def start():  # crash in the third epoch, after two epochs were checkpointed
+        if (tmp_path / "resumed" / "metrics.jsonl").exists():
+            crashed_epochs.append(len(losses(tmp_path / "resumed")))
+        return run(tiny_run(tiny_cfg, tmp_path / "resumed"))
 
-    monkeypatch.setattr(Trainer, "_epoch", crash)
-    with pytest.raises(KeyboardInterrupt):
-        run(tiny_run(tiny_cfg, tmp_path / "resumed"))
-    assert len(losses(tmp_path / "resumed")) == 2
-    monkeypatch.setattr(Trainer, "_epoch", original)
-    out = run(tiny_run(tiny_cfg, tmp_path / "resumed"))
+    out = crash_then_resume(monkeypatch, start)
+    assert crashed_epochs == [2]
     assert out["resumed"] is True
     assert losses(tmp_path / "resumed") == losses(tmp_path / "full")  # no duplicate lines
     full = load_checkpoint(tmp_path / "full" / "last.pt")["model"]
