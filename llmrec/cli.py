@@ -13,7 +13,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("llmrec.commands.data", "prepare a dataset or print its statistics"),
     "train": ("llmrec.commands.train", "train a backbone and evaluate it on the test split"),
-    "ablate": ("llmrec.commands.ablate", "backbones with and without ESIM semantic signals over seeds, one table"),
+    "ablate": ("llmrec.commands.ablate", "backbones x variants (ESIM on/off or config overrides) x seeds, one table"),
     "eval": ("llmrec.commands.evaluate", "evaluate a checkpoint (ranking), or `eval explanations` (stage-2 comparison)"),
     "demo": ("llmrec.commands.demo", "the embedded default: MovieLens-100k -> SASRec -> metrics"),
     "models": ("llmrec.commands.models", "list, prepare or describe the offline LLM catalogue"),

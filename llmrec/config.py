@@ -234,19 +234,24 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
 
 
+def set_dotted(values: dict[str, Any], key: str, value: Any, *, what: str | None = None) -> None:
+    """Set ``values[a][b][c] = value`` for ``key`` 'a.b.c', creating sections on the way."""
+    node = values
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{what or repr(key)}: '{part}' is not a section")
+    node[parts[-1]] = value
+
+
 def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``a.b.c=value`` strings (value parsed as YAML) to a nested mapping, in place."""
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like key.sub=value")
         key, raw = item.split("=", 1)
-        node = values
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r}: '{part}' is not a section")
-        node[parts[-1]] = yaml.safe_load(raw)
+        set_dotted(values, key, yaml.safe_load(raw), what=f"override {item!r}")
     return values
 
 

@@ -13,7 +13,7 @@ behaviors           (B, L)      behaviour bit masks of the inputs
 target_behaviors    (B, L)      behaviour bit masks of the targets; training only
 scenes              (B, L)      scene ids of the inputs (0 = none)
 target_scenes       (B, L)      scene ids of the targets; training only
-target_behavior     (B,)        the behaviour queried at evaluation (bit mask)
+target_behavior     (B,)        the dataset's target behaviour (bit mask): the evaluation query
 ==================  ==========  ===============================================================
 """
 

@@ -18,6 +18,17 @@ def init_weights(module: nn.Module, std: float) -> None:
             module.weight[module.padding_idx].zero_()
 
 
+def to_bits(mask: torch.Tensor, n: int) -> torch.Tensor:
+    """(...,) integer behaviour bit masks -> (..., n) bool membership."""
+    return (mask.unsqueeze(-1) & (1 << torch.arange(n, device=mask.device))) != 0
+
+
+def from_bits(bits: torch.Tensor) -> torch.Tensor:
+    """(..., n) bool membership -> (...,) integer bit masks."""
+    weights = 1 << torch.arange(bits.size(-1), device=bits.device)
+    return (bits.long() * weights).sum(-1)
+
+
 def causal_mask(items: torch.Tensor) -> torch.Tensor:
     """(B, 1, L, L) bool mask, True = may attend: causal, never to padding, always to itself.
 

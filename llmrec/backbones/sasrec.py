@@ -9,6 +9,10 @@ Two training losses:
 
 Blocks are pre-LayerNorm with a final LayerNorm (the original code's layout); input and output
 item embeddings are shared.
+
+``behaviors: true`` is the usual multi-behaviour baseline ("SASRec + behaviour embedding"): the
+sum of the embeddings of the behaviours in each step's set is added to the item embedding at
+the input. Nothing else changes (the query is the sequence itself, the loss is the same).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from llmrec.backbones.base import Backbone
-from llmrec.backbones.layers import TransformerBlock, causal_mask, init_weights
+from llmrec.backbones.layers import TransformerBlock, causal_mask, init_weights, to_bits
 
 
 @dataclass(kw_only=True)
@@ -45,6 +49,10 @@ class SASRecConfig:
     """ce: full softmax over items at every position; bce: sampled negatives."""
     n_negatives: int = 1
     """Negatives per position for the bce loss."""
+    behaviors: bool = False
+    """Add a behaviour-set embedding (sum over the step's behaviours) to each input item."""
+    n_behaviors: int = 0
+    """Size of the behaviour vocabulary (filled from the data); used when ``behaviors`` is on."""
     init_std: float = 0.02
     """Std of the normal initialisation of linear and embedding weights."""
 
@@ -60,17 +68,24 @@ class SASRec(Backbone):
             raise ValueError("SASRecConfig.n_items must be set from the data")
         self.item_emb = nn.Embedding(c.n_items + 1, c.hidden, padding_idx=0)
         self.pos_emb = nn.Embedding(c.max_len, c.hidden)
+        if c.behaviors:
+            if c.n_behaviors < 2:
+                raise ValueError("SASRecConfig.behaviors needs a dataset with several behaviours "
+                                 f"(n_behaviors={c.n_behaviors}; enable data.derive_behaviors?)")
+            self.beh_emb = nn.Embedding(c.n_behaviors, c.hidden)
         self.drop = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(TransformerBlock(c.hidden, c.n_heads, c.inner, c.dropout)
                                     for _ in range(c.n_layers))
         self.ln = nn.LayerNorm(c.hidden)
         self.apply(partial(init_weights, std=c.init_std))
 
-    def sequence(self, items: torch.Tensor) -> torch.Tensor:
-        """(B, L) item ids -> (B, L, D) hidden states; position L-1 is the latest item."""
+    def sequence(self, items: torch.Tensor, behaviors: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L) item ids (and behaviour bit masks) -> (B, L, D) hidden states; position L-1 is the latest."""
         L = items.size(1)
         pos = torch.arange(L, device=items.device)
         x = self.item_emb(items) * (self.config.hidden ** 0.5) + self.pos_emb(pos)  # (B, L, D)
+        if self.config.behaviors:
+            x = x + to_bits(behaviors, self.config.n_behaviors).to(x.dtype) @ self.beh_emb.weight
         x = self.drop(x) * (items != 0).unsqueeze(-1)
         mask = causal_mask(items)
         for block in self.blocks:
@@ -78,7 +93,7 @@ class SASRec(Backbone):
         return self.ln(x)
 
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.sequence(batch["items"])[:, -1]  # (B, D)
+        return self.sequence(batch["items"], batch.get("behaviors"))[:, -1]  # (B, D)
 
     def item_embeddings(self) -> torch.Tensor:
         return self.item_emb.weight
@@ -87,7 +102,7 @@ class SASRec(Backbone):
         return self.loss_and_user(batch)[0]
 
     def loss_and_user(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        hidden = self.sequence(batch["items"])  # (B, L, D)
+        hidden = self.sequence(batch["items"], batch.get("behaviors"))  # (B, L, D)
         return self._loss(hidden, batch), hidden[:, -1]
 
     def _loss(self, hidden: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:

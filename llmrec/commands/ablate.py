@@ -1,7 +1,8 @@
-"""``llmrec ablate``: backbones with and without ESIM semantic signals, several seeds, one table.
+"""``llmrec ablate``: backbones x variants x seeds, one resumable run, one table with paired intervals.
 
   llmrec ablate -c eimf_stage/ml100k.yaml --out runs/ablate-ml100k
   llmrec ablate -c eimf_stage/ml100k.yaml --backbones ibim --seeds 0 --variants plain,align,predict,esim
+  llmrec ablate -c blade_stage/ablation.yaml --out runs/blade-ablation   # named config overrides
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", "-c", help="ablation YAML (eimf_stage/*.yaml): a run config plus "
-                                               "backbones / seeds / variants")
+    parser.add_argument("--config", "-c", help="ablation YAML (eimf_stage/*.yaml, blade_stage/*.yaml): a run "
+                                               "config plus backbones / seeds / variants [/ baseline / metrics]")
     parser.add_argument("--out", "-o", default="runs/ablate", help="folder of the runs and results.{json,md,png}")
     parser.add_argument("--backbones", nargs="+", help="subset of the config's backbones (or names with "
                                                       "default sections)")
     parser.add_argument("--seeds", nargs="+", type=int, help="override the config's seeds")
-    parser.add_argument("--variants", help="comma-separated: plain, esim (both terms), align, predict")
+    parser.add_argument("--variants", help="comma-separated: plain, esim (both terms), align, predict, "
+                                                 "or names of the config's own variants")
     parser.add_argument("--semantic", "-s", metavar="PATH", help="shortcut for semantic.interests=PATH")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides of the run config")

@@ -36,6 +36,8 @@ class TrainWindows:
     """(W,) user of each window."""
     windows: dict[str, np.ndarray]
     """field -> (W, max_len + 1) left-padded ids (item, behaviors, scene)."""
+    target_behavior: int = 0
+    """Bit mask of the dataset's target behaviour (tells backbones which behaviours are auxiliary)."""
 
     @classmethod
     def build(cls, data: Prepared, max_len: int, stride: int | None = None) -> "TrainWindows":
@@ -56,7 +58,8 @@ class TrainWindows:
                 end -= stride
         if not users:
             raise ValueError(f"{data.name}: no user has two training interactions")
-        return cls(np.asarray(users), {f: np.stack(v) for f, v in rows.items()})
+        bit = 1 << data.behavior_vocab.index(data.target_behavior)
+        return cls(np.asarray(users), {f: np.stack(v) for f, v in rows.items()}, bit)
 
     def __len__(self) -> int:
         return len(self.users)
@@ -70,7 +73,8 @@ class TrainWindows:
         scene = torch.from_numpy(self.windows["scene"][index])
         return {"users": torch.from_numpy(self.users[index]), "items": inputs, "targets": targets,
                 "behaviors": beh[:, :-1], "target_behaviors": beh[:, 1:],
-                "scenes": scene[:, :-1], "target_scenes": scene[:, 1:]}
+                "scenes": scene[:, :-1], "target_scenes": scene[:, 1:],
+                "target_behavior": torch.full((len(index),), self.target_behavior, dtype=torch.long)}
 
     def iterate(self, batch_size: int, *, generator: torch.Generator | None = None,
                 shuffle: bool = True, rank: int = 0, world_size: int = 1) -> Iterator[dict]:

@@ -1,15 +1,23 @@
-"""With/without ESIM semantic signals for several backbones and seeds, in one resumable run.
+"""Several backbones x variants x seeds in one resumable run, one table with paired intervals.
 
-An ablation config is a run config (data, train, eval, semantic) plus three keys of its own:
+An ablation config is a run config (data, train, eval, semantic) plus keys of its own:
 
-    backbones: {sasrec: {n_layers: 2, ...}, ibim: {...}}   # each backbone's own section
+    backbones:                      # label -> backbone section; `name` defaults to the label
+      sasrec: {n_layers: 2}
+      sasrec+beh: {name: sasrec, behaviors: true}
     seeds: [0, 1, 2]
-    variants: [plain, esim]       # plain: semantic off; esim: both terms; align / predict: one term
+    variants: [plain, esim]         # built-in: plain (semantic off), esim (both terms), align, predict
+    variants:                       # or named overrides of the run config (dotted keys)
+      full: {}
+      no_early: {backbone.early_fusion: none}
+    baseline: sasrec                # optional: every other backbone vs this one, per variant
+    metrics: [hr@5, ndcg@5]         # optional: the reported metrics (default recall/ndcg @20, @50)
 
 Each (backbone, variant, seed) trains into ``out/<backbone>/<variant>/seed<s>``; a finished run
 (results.json present) is reused, an interrupted one resumes from its last.pt. The report gives
-mean and std over seeds per cell, and for every non-plain variant a paired bootstrap over test
-users of (variant - plain), each user's metric first averaged over the seeds.
+mean and std over seeds per cell, and paired bootstraps over test users (each user's metric first
+averaged over the seeds): every variant vs the reference variant (``plain`` when present, else the
+first) of its backbone, and with ``baseline`` every backbone vs the baseline in each variant.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from llmrec.atomic import write_text
-from llmrec.config import apply_overrides, read_config_file
+from llmrec.config import apply_overrides, read_config_file, set_dotted
 from llmrec.errors import ConfigError
 
 VARIANTS = {"plain": None, "esim": (True, True), "align": (True, False), "predict": (False, True)}
@@ -32,40 +40,65 @@ REPORTED = ["recall@20", "recall@50", "ndcg@20", "ndcg@50"]
 
 def load_ablation(path: str | Path | None, overrides: list[str], *, backbones: list[str] | None = None,
                   seeds: list[int] | None = None, variants: list[str] | None = None) -> dict[str, Any]:
-    """Read an ablation config; the keyword arguments replace its backbones, seeds, variants."""
+    """Read an ablation config; the keyword arguments replace (or pick from) its backbones, seeds, variants."""
     values = read_config_file(path)
     apply_overrides(values, overrides)
     sections = values.pop("backbones", None) or {"sasrec": {}}
     seeds = seeds or values.pop("seeds", [0])
-    variants = variants or values.pop("variants", ["plain", "esim"])
-    values.pop("seeds", None), values.pop("variants", None)  # replaced by the arguments
+    given = values.pop("variants", None) or ["plain", "esim"]
+    values.pop("seeds", None)
+    baseline, metrics = values.pop("baseline", None), values.pop("metrics", None) or list(REPORTED)
     if not isinstance(sections, dict):
-        raise ConfigError(f"{path}: backbones must map a backbone name to its section")
+        raise ConfigError(f"{path}: backbones must map a label to a backbone section")
     if backbones:
         sections = {b: sections.get(b, {}) for b in backbones}
-    unknown = [v for v in variants if v not in VARIANTS]
+    if isinstance(given, dict):
+        for name, ov in given.items():
+            if not isinstance(ov, dict):
+                raise ConfigError(f"{path}: variants.{name} must map dotted config keys to values")
+        custom = {str(k): dict(v or {}) for k, v in given.items()}
+        names = list(variants or custom)
+        unknown = [v for v in names if v not in custom]
+        known = list(custom)
+    else:
+        custom = {}
+        names = list(variants or given)
+        unknown = [v for v in names if v not in VARIANTS]
+        known = list(VARIANTS)
     if unknown:
-        raise ConfigError(f"variants: unknown {unknown}; known: {list(VARIANTS)}")
-    if any(v != "plain" for v in variants) and not (values.get("semantic") or {}).get("interests"):
+        raise ConfigError(f"variants: unknown {unknown}; known: {known}")
+    if not custom and any(v != "plain" for v in names) and not (values.get("semantic") or {}).get("interests"):
         raise ConfigError("semantic.interests is required for the esim/align/predict variants "
                           "(an `llmrec interests extract` folder)")
-    return {"base": values, "backbones": sections, "seeds": [int(s) for s in seeds], "variants": list(variants)}
+    if baseline is not None and baseline not in sections:
+        raise ConfigError(f"baseline {baseline!r} is not one of the backbones {list(sections)}")
+    return {"base": values, "backbones": sections, "seeds": [int(s) for s in seeds], "variants": names,
+            "custom": custom, "baseline": baseline, "metrics": list(metrics)}
+
+
+def reference_variant(ab: dict[str, Any]) -> str:
+    return "plain" if "plain" in ab["variants"] else ab["variants"][0]
 
 
 def run_config(ab: dict[str, Any], backbone: str, variant: str, seed: int, out: Path):
     from llmrec.config import RunConfig, backbone_config, from_dict
 
     values = copy.deepcopy(ab["base"])
-    values["backbone"] = {"name": backbone, **(ab["backbones"][backbone] or {})}
-    sem = values.setdefault("semantic", {})
-    switch = VARIANTS[variant]
-    if switch is None:
-        sem["interests"] = None
-    else:  # a term switched off gets weight 0; the other keeps the config's (or the default) weight
-        if not switch[0]:
-            sem["align_weight"] = 0.0
-        if not switch[1]:
-            sem["predict_weight"] = 0.0
+    section = dict(ab["backbones"][backbone] or {})
+    values["backbone"] = {**section, "name": section.get("name", backbone)}
+    if ab.get("custom"):
+        for key, value in ab["custom"][variant].items():
+            set_dotted(values, key, copy.deepcopy(value), what=f"variants.{variant}.{key}")
+    else:
+        sem = values.setdefault("semantic", {})
+        switch = VARIANTS[variant]
+        if switch is None:
+            sem["interests"] = None
+        else:  # a term switched off gets weight 0; the other keeps the config's (or the default) weight
+            if not switch[0]:
+                sem["align_weight"] = 0.0
+            if not switch[1]:
+                sem["predict_weight"] = 0.0
     train = values.setdefault("train", {})
     train["seed"], train["out_dir"] = seed, str(out / backbone / variant / f"seed{seed}")
     cfg = from_dict(RunConfig, values)
@@ -110,61 +143,88 @@ def read_run(folder: Path) -> dict[str, Any]:
             "users": per["users"], "per_user": {k: per[k] for k in per.files if k != "users"}}
 
 
-def summarise(ab: dict[str, Any], cells: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _difference(ab, label: str, ref: dict[str, np.ndarray], other: dict[str, np.ndarray], **keys) -> dict[str, Any]:
     from llmrec.eval.bootstrap import paired_bootstrap
 
+    d = {"label": label, **keys}
+    for m in ab["metrics"]:
+        boot = paired_bootstrap(ref[m], other[m])
+        base = float(ref[m].mean())
+        d[m] = {**boot, "relative": boot["mean_diff"] / base if base else float("nan")}
+    return d
+
+
+def summarise(ab: dict[str, Any], cells: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    metrics, ref = ab["metrics"], reference_variant(ab)
     rows, diffs = [], []
+    mean_user: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+    users = None
     for backbone in ab["backbones"]:
-        mean_user: dict[str, dict[str, np.ndarray]] = {}
-        users = None
         for variant in ab["variants"]:
             runs = [cells[f"{backbone}/{variant}/seed{s}"] for s in ab["seeds"]]
             for r in runs:
                 if users is not None and not np.array_equal(users, r["users"]):
                     raise ValueError("test users differ between runs of one ablation (data changed?)")
                 users = r["users"]
+            missing = [m for m in metrics if m not in runs[0]["test"]]
+            if missing:
+                raise ConfigError(f"metrics {missing} were not computed (eval.ks / eval.metrics)")
             row = {"backbone": backbone, "variant": variant, "seeds": ab["seeds"],
                    "best_epochs": [r["best_epoch"] for r in runs],
                    "epoch_seconds_median": statistics.median(r["epoch_seconds_median"] for r in runs)}
-            for m in REPORTED:
+            for m in metrics:
                 vals = [r["test"][m] for r in runs]
                 row[m] = {"mean": float(np.mean(vals)), "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
                           "per_seed": vals}
             rows.append(row)
-            mean_user[variant] = {m: np.mean([r["per_user"][m] for r in runs], axis=0) for m in REPORTED}
-        if "plain" not in mean_user:
-            continue
+            mean_user[backbone, variant] = {m: np.mean([r["per_user"][m] for r in runs], axis=0) for m in metrics}
+    for backbone in ab["backbones"]:
         for variant in ab["variants"]:
-            if variant == "plain":
-                continue
-            d = {"backbone": backbone, "variant": variant, "vs": "plain"}
-            for m in REPORTED:
-                boot = paired_bootstrap(mean_user["plain"][m], mean_user[variant][m])
-                base = float(mean_user["plain"][m].mean())
-                d[m] = {**boot, "relative": boot["mean_diff"] / base if base else float("nan")}
-            diffs.append(d)
+            if variant != ref:
+                diffs.append(_difference(ab, f"{backbone}: {variant} − {ref}", mean_user[backbone, ref],
+                                         mean_user[backbone, variant], backbone=backbone, variant=variant, vs=ref))
+    if ab.get("baseline"):
+        base = ab["baseline"]
+        for variant in ab["variants"]:
+            for backbone in ab["backbones"]:
+                if backbone != base:
+                    label = f"{backbone} − {base}" + (f" ({variant})" if len(ab["variants"]) > 1 else "")
+                    diffs.append(_difference(ab, label, mean_user[base, variant], mean_user[backbone, variant],
+                                             backbone=backbone, variant=variant, vs=base))
     return {"rows": rows, "differences": diffs, "seeds": ab["seeds"], "variants": ab["variants"],
-            "backbones": list(ab["backbones"]), "config": ab["base"],
+            "backbones": list(ab["backbones"]), "baseline": ab.get("baseline"), "metrics": metrics,
+            "config": ab["base"], "custom_variants": ab.get("custom") or None,
             "n_test_users": int(len(next(iter(cells.values()))["users"])) if cells else 0}
 
 
+def _row_name(r: dict[str, Any], report: dict[str, Any]) -> str:
+    if report.get("custom_variants"):
+        return r["backbone"] if len(report["variants"]) == 1 else f"{r['backbone']} / {r['variant']}"
+    return r["backbone"] + {"plain": "", "esim": " + ESIM"}.get(r["variant"], f" + ESIM {r['variant']} only")
+
+
 def markdown(report: dict[str, Any]) -> str:
-    head = "| model | " + " | ".join(m.replace("@", "@") for m in REPORTED) + " | best epochs | s/epoch |"
+    metrics = report.get("metrics", REPORTED)
+    head = "| model | " + " | ".join(metrics) + " | best epochs | s/epoch |"
     lines = [f"Test, full ranking; mean ± std over seeds {report['seeds']}.", "", head,
-             "|---|" + "---|" * (len(REPORTED) + 2)]
+             "|---|" + "---|" * (len(metrics) + 2)]
     for r in report["rows"]:
-        name = r["backbone"] + {"plain": "", "esim": " + ESIM"}.get(r["variant"], f" + ESIM {r['variant']} only")
-        cells = [f"{r[m]['mean']:.4f} ± {r[m]['std']:.4f}" for m in REPORTED]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {', '.join(map(str, r['best_epochs']))} | "
+        cells = [f"{r[m]['mean']:.4f} ± {r[m]['std']:.4f}" for m in metrics]
+        epochs = ", ".join(map(str, r["best_epochs"]))
+        lines.append(f"| {_row_name(r, report)} | " + " | ".join(cells) + f" | {epochs} | "
                      f"{r['epoch_seconds_median']:.2f} |")
+    if report.get("custom_variants"):
+        lines += ["", "Variants (overrides of the run config): " + "; ".join(
+            f"{name}: " + (", ".join(f"{k}={v}" for k, v in ov.items()) or "as configured")
+            for name, ov in report["custom_variants"].items())]
     if report["differences"]:
         lines += ["", f"Paired bootstrap over {report['n_test_users']} test users (each user's metric averaged "
-                  "over the seeds), variant minus plain, 95% interval; relative change in brackets.", "",
-                  "| difference | " + " | ".join(REPORTED) + " |", "|---|" + "---|" * len(REPORTED)]
+                  "over the seeds), 95% interval; relative change in brackets.", "",
+                  "| difference | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
         for d in report["differences"]:
             cells = [f"{d[m]['mean_diff']:+.4f} [{d[m]['ci_low']:+.4f}, {d[m]['ci_high']:+.4f}] "
-                     f"({d[m]['relative']:+.1%})" for m in REPORTED]
-            lines.append(f"| {d['backbone']}: {d['variant']} − plain | " + " | ".join(cells) + " |")
+                     f"({d[m]['relative']:+.1%})" for m in metrics]
+            lines.append(f"| {d['label']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -174,13 +234,15 @@ def plot(report: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(REPORTED), figsize=(3.2 * len(REPORTED), 3.2))
+    metrics = report.get("metrics", REPORTED)
+    ref = "plain" if "plain" in report["variants"] else report["variants"][0]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
     labels = [f"{r['backbone']}\n{r['variant']}" for r in report["rows"]]
-    for ax, m in zip(axes, REPORTED):
+    for ax, m in zip(axes[0], metrics):
         means = [r[m]["mean"] for r in report["rows"]]
         stds = [r[m]["std"] for r in report["rows"]]
         ax.bar(range(len(means)), means, yerr=stds, capsize=3,
-               color=["#999" if r["variant"] == "plain" else "#3a7" for r in report["rows"]])
+               color=["#999" if r["variant"] == ref else "#3a7" for r in report["rows"]])
         ax.set_xticks(range(len(means)), labels, fontsize=7)
         ax.set_title(m)
     fig.suptitle(f"test, mean ± std over seeds {report['seeds']}", fontsize=9)
