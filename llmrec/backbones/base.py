@@ -94,3 +94,15 @@ class Backbone(nn.Module, ABC):
     def extra_stats(self) -> dict[str, float]:
         """Model-specific figures logged after each epoch (e.g. expert usage); none by default."""
         return {}
+
+    def adversary(self) -> nn.Module | None:
+        """A sub-module trained against the rest (e.g. a discriminator), or None (the default).
+
+        The trainer leaves its parameters out of the main optimiser and, after every main step,
+        takes one step of their own optimiser on ``adversary_loss()``: the alternating updates
+        live in the loop, not in the model."""
+        return None
+
+    def adversary_loss(self) -> torch.Tensor:
+        """The adversary's loss on what the last ``loss`` call cached (its inputs detached)."""
+        raise NotImplementedError(f"{type(self).__name__} has no adversary")

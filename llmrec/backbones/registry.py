@@ -16,6 +16,7 @@ _REGISTRY: dict[str, tuple[str, str] | type] = {
     "sasrec": ("llmrec.backbones.sasrec", "SASRec"),
     "ibim": ("llmrec.backbones.ibim", "IBIM"),
     "blade": ("llmrec.backbones.blade", "BLADE"),
+    "dspnet": ("llmrec.backbones.dspnet", "DSPnet"),
 }
 _entry_points_loaded = False
 

@@ -54,6 +54,8 @@ def load_ablation(path: str | Path | None, overrides: list[str], *, backbones: l
         sections = {b: sections.get(b, {}) for b in backbones}
     if isinstance(given, dict):
         for name, ov in given.items():
+            if not str(name) or any(ch in str(name) for ch in "/\\ "):
+                raise ConfigError(f"{path}: variant name {name!r} names a folder: no '/', '\\' or spaces")
             if not isinstance(ov, dict):
                 raise ConfigError(f"{path}: variants.{name} must map dotted config keys to values")
         custom = {str(k): dict(v or {}) for k, v in given.items()}
@@ -119,7 +121,9 @@ def run_ablation(ab: dict[str, Any], out: str | Path, *, progress: bool = True) 
                 cfg = run_config(ab, backbone, variant, seed, out)
                 cfg.train.progress = progress and cfg.train.progress
                 folder = Path(cfg.train.out_dir)
-                if not (folder / "results.json").exists():
+                if (folder / "results.json").exists():
+                    check_same_config(cfg, folder)
+                else:
                     print(f"== {backbone} / {variant} / seed {seed} -> {folder}", flush=True)
                     data = data or prepare(cfg.data)
                     run(cfg, data)
@@ -130,6 +134,32 @@ def run_ablation(ab: dict[str, Any], out: str | Path, *, progress: bool = True) 
     write_text(out / "results.md", markdown(report))
     plot(report, out / "results.png")
     return report
+
+
+IGNORED = {"train.out_dir", "train.progress", "train.resume"}
+
+
+def _flat(values: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(values, dict):
+        return {prefix: values}
+    out = {}
+    for k, v in values.items():
+        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def check_same_config(cfg, folder: Path) -> None:
+    """A finished run is reused only if it was trained with this cell's config (paths aside)."""
+    from llmrec.config import to_dict
+
+    stored = _flat(json.loads((folder / "results.json").read_text()).get("config", {}))
+    wanted = _flat(json.loads(json.dumps(to_dict(cfg))))
+    differ = sorted(k for k in set(stored) | set(wanted)
+                    if k not in IGNORED and stored.get(k, "<missing>") != wanted.get(k, "<missing>"))
+    if differ:
+        shown = ", ".join(f"{k}: {stored.get(k, '<missing>')!r} != {wanted.get(k, '<missing>')!r}" for k in differ[:5])
+        raise ConfigError(f"{folder}/results.json was trained with another config ({shown}); "
+                          "use another --out or remove the folder")
 
 
 def read_run(folder: Path) -> dict[str, Any]:

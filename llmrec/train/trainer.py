@@ -50,8 +50,12 @@ class Trainer:
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.step_model = DistributedDataParallel(self.train_module, device_ids=ids)
-        self.optimizer = torch.optim.AdamW(self.train_module.parameters(), lr=cfg.lr,
-                                           weight_decay=cfg.weight_decay)
+        adversary = self.model.adversary()
+        held_out = {id(p) for p in adversary.parameters()} if adversary is not None else set()
+        self.optimizer = torch.optim.AdamW([p for p in self.train_module.parameters() if id(p) not in held_out],
+                                           lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.adv_optimizer = (torch.optim.AdamW(adversary.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+                              if adversary is not None else None)
         self.out = Path(cfg.out_dir)
         self.epoch = 0
         self.best: float = -math.inf
@@ -68,7 +72,8 @@ class Trainer:
                 "bad_evals": self.bad_evals, "rng": rng_state(), "elapsed": self.elapsed,
                 "history": self.history, "backbone": self.model.section(),
                 "train_config": vars(self.cfg).copy(), **self.extra,
-                **({"adapter": self._adapter_state()} if self.adapter is not None else {})}
+                **({"adapter": self._adapter_state()} if self.adapter is not None else {}),
+                **({"adversary_optimizer": self.adv_optimizer.state_dict()} if self.adv_optimizer else {})}
 
     def _adapter_state(self) -> dict[str, torch.Tensor]:
         """The adapter's own parameters (the backbone's are under ``model``)."""
@@ -93,6 +98,8 @@ class Trainer:
                 raise ConfigError(f"{path}: the checkpoint lacks adapter weights {missing[:3]} (it was trained "
                                   "with other semantic settings; use a new train.out_dir or train.resume=false)")
         self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.adv_optimizer is not None:
+            self.adv_optimizer.load_state_dict(ckpt["adversary_optimizer"])
         self.epoch, self.best, self.best_epoch = ckpt["epoch"], ckpt["best"], ckpt["best_epoch"]
         self.bad_evals, self.elapsed, self.history = ckpt["bad_evals"], ckpt["elapsed"], ckpt["history"]
         set_rng_state(ckpt["rng"])
@@ -167,8 +174,10 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.cfg.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(self.train_module.parameters(), self.cfg.max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], self.cfg.max_grad_norm)
             self.optimizer.step()
+            if self.adv_optimizer is not None:
+                self._adversary_step()
             total += loss.item()
             count += 1
             for name, value in getattr(self.train_module, "last_terms", {}).items():
@@ -176,6 +185,18 @@ class Trainer:
             bar.set_postfix(loss=f"{total / count:.4f}")
         self._terms = {f"loss_{k}": v / max(1, count) for k, v in terms.items()}
         return total / max(1, count)
+
+    def _adversary_step(self) -> None:
+        """One step of the adversary on the latents the main step cached (gradients averaged
+        over processes by hand: this backward runs outside DistributedDataParallel)."""
+        self.adv_optimizer.zero_grad(set_to_none=True)
+        self.model.adversary_loss().backward()
+        if self.dist.enabled:
+            for p in self.model.adversary().parameters():
+                if p.grad is not None:
+                    torch.distributed.all_reduce(p.grad)
+                    p.grad /= self.dist.world_size
+        self.adv_optimizer.step()
 
     def evaluate(self, examples: EvalExamples) -> EvalResult:
         return evaluate(self.model, examples, self.eval_cfg, n_items=self.n_items, device=self.device,

@@ -73,3 +73,38 @@ def test_ablate_config_errors(ablation_yaml):
     cfg = ablate.run_config(ab, "ibim", "align", 3, ablation_yaml.parent)
     assert (cfg.semantic.align_weight, cfg.semantic.predict_weight, cfg.train.seed) == (0.1, 0.0, 3)
     assert cfg.train.out_dir.endswith("ibim/align/seed3")
+
+
+def test_named_variants_labelled_backbones_and_a_baseline(tiny_cfg, tmp_path):
+    small = {"hidden": 16, "n_layers": 1, "inner": 32, "dropout": 0.1}
+    values = {"data": {**vars(tiny_cfg)},
+              "backbones": {"sasrec": small, "wide": {"name": "sasrec", **small, "inner": 64}},
+              "seeds": [0], "baseline": "sasrec", "metrics": ["hr@5", "ndcg@5"],
+              "variants": {"base": {}, "drop": {"backbone.dropout": 0.3, "train.lr": 0.002}},
+              "train": {"epochs": 1, "batch_size": 8, "metric": "ndcg@5"}, "eval": {"ks": [5, 20]}}
+    path = tmp_path / "ab.yaml"
+    path.write_text(yaml.safe_dump(values, sort_keys=False))
+    ab = load_ablation(path, [])
+    cfg = ablate.run_config(ab, "wide", "drop", 0, tmp_path / "out")
+    assert cfg.backbone == {**small, "name": "sasrec", "inner": 64, "dropout": 0.3} and cfg.train.lr == 0.002
+    assert cfg.semantic.interests is None  # named variants leave the semantic section alone
+    report = ablate.run_ablation(ab, tmp_path / "out", progress=False)
+    assert [d["label"] for d in report["differences"]] == [
+        "sasrec: drop − base", "wide: drop − base", "wide − sasrec (base)", "wide − sasrec (drop)"]
+    per = {b: np.load(tmp_path / "out" / b / "drop" / "seed0" / "test_per_user.npz")["hr@5"] for b in ("sasrec", "wide")}
+    assert report["differences"][3]["hr@5"]["mean_diff"] == pytest.approx((per["wide"] - per["sasrec"]).mean())
+    text = (tmp_path / "out" / "results.md").read_text()
+    assert "| wide / drop |" in text and "drop: backbone.dropout=0.3, train.lr=0.002" in text and "recall" not in text
+
+    # a finished cell is reused only under the same config
+    values["variants"]["drop"]["train.lr"] = 0.003
+    path.write_text(yaml.safe_dump(values, sort_keys=False))
+    with pytest.raises(ConfigError, match=r"sasrec/drop/seed0/results.json was trained with another config "
+                                          r"\(train.lr: 0.002 != 0.003\)"):
+        ablate.run_ablation(load_ablation(path, []), tmp_path / "out", progress=False)
+    with pytest.raises(ConfigError, match="variants: unknown \\['nope'\\]; known: \\['base', 'drop'\\]"):
+        load_ablation(path, [], variants=["nope"])
+    with pytest.raises(ConfigError, match="baseline 'x' is not one of the backbones"):
+        load_ablation(path, ["baseline=x"])
+    with pytest.raises(ConfigError, match="variant name 'w/o x' names a folder"):
+        load_ablation(path, ["variants={w/o x: {}}"])
