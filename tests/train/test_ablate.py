@@ -91,7 +91,8 @@ def test_named_variants_labelled_backbones_and_a_baseline(tiny_cfg, tmp_path):
     report = ablate.run_ablation(ab, tmp_path / "out", progress=False)
     assert [d["label"] for d in report["differences"]] == [
         "sasrec: drop − base", "wide: drop − base", "wide − sasrec (base)", "wide − sasrec (drop)"]
-    per = {b: np.load(tmp_path / "out" / b / "drop" / "seed0" / "test_per_user.npz")["hr@5"] for b in ("sasrec", "wide")}
+    per = {b: np.load(tmp_path / "out" / b / "drop" / "seed0" / "test_per_user.npz")["hr@5"]
+           for b in ("sasrec", "wide")}
     assert report["differences"][3]["hr@5"]["mean_diff"] == pytest.approx((per["wide"] - per["sasrec"]).mean())
     text = (tmp_path / "out" / "results.md").read_text()
     assert "| wide / drop |" in text and "drop: backbone.dropout=0.3, train.lr=0.002" in text and "recall" not in text
