@@ -172,6 +172,16 @@ class DSPnet(Backbone):
     def item_embeddings(self) -> torch.Tensor:
         return self.item_emb.weight
 
+    def scene_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """(B, n_scenes) next-scene scores from the last position (column 0, no scene, is -inf);
+        None without the scene branch."""
+        if not self.config.scene_branch:
+            return None
+        z_s = self.sequences(batch["items"], batch["scenes"])[1][:, -1]
+        logits = z_s @ self.scene_out.weight.T
+        logits[:, 0] = float("-inf")
+        return logits
+
     # -- losses ------------------------------------------------------------------------------
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.loss_and_user(batch)[0]

@@ -100,12 +100,14 @@ class EvalExamples:
     """CSR (indptr (E+1,), items) of held-out target items."""
     target_behavior: int
     """Bit mask of the target behaviour: the query for behaviour-aware models."""
+    target_scene: np.ndarray | None = None
+    """(E,) scene id of each example's first held-out interaction (0 = none): next-scene labels."""
 
     @classmethod
     def build(cls, data: Prepared, split: int, max_len: int) -> "EvalExamples":
         columns = {"item": data.item, "behaviors": data.behaviors, "scene": data.scene}
         users, inputs = [], {f: [] for f in FIELDS}
-        h_ptr, h_idx, t_ptr, t_idx = [0], [], [0], []
+        h_ptr, h_idx, t_ptr, t_idx, t_scene = [0], [], [0], [], []
         for u in range(data.n_users):
             sl = data.rows(u)
             labels = data.split[sl]
@@ -116,6 +118,7 @@ class EvalExamples:
             if not len(before):
                 continue
             users.append(u)
+            t_scene.append(data.scene[target_rows[0]])
             for f in FIELDS:
                 inputs[f].append(_left_pad(columns[f][before], max_len))
             hist = np.unique(data.item[before])
@@ -129,7 +132,8 @@ class EvalExamples:
         return cls(np.asarray(users, dtype=np.int64),
                    {f: np.stack(v) if v else np.zeros((0, max_len), np.int64) for f, v in inputs.items()},
                    (np.asarray(h_ptr), np.concatenate(h_idx) if h_idx else empty),
-                   (np.asarray(t_ptr), np.concatenate(t_idx) if t_idx else empty), bit)
+                   (np.asarray(t_ptr), np.concatenate(t_idx) if t_idx else empty), bit,
+                   np.asarray(t_scene, dtype=np.int64))
 
     def __len__(self) -> int:
         return len(self.users)

@@ -167,8 +167,11 @@ def read_run(folder: Path) -> dict[str, Any]:
     res = json.loads((folder / "results.json").read_text())
     per = np.load(folder / "test_per_user.npz")
     epochs = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()]
+    scene = folder / "test_next_scene.npz"
+    scene_hits = dict(np.load(scene)) if scene.exists() else None
     return {"test": res["test"], "best_epoch": res["best_epoch"], "epochs": res["epochs"],
             "train_seconds": res["train_seconds"], "semantic": res.get("semantic"),
+            "next_scene": res.get("next_scene"), "next_scene_hits": scene_hits,
             "epoch_seconds_median": statistics.median(r["epoch_seconds"] for r in epochs),
             "users": per["users"], "per_user": {k: per[k] for k in per.files if k != "users"}}
 
@@ -182,6 +185,18 @@ def _difference(ab, label: str, ref: dict[str, np.ndarray], other: dict[str, np.
         base = float(ref[m].mean())
         d[m] = {**boot, "relative": boot["mean_diff"] / base if base else float("nan")}
     return d
+
+
+def _next_scene(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Next-scene accuracy over seeds, and the model minus repeat-the-last-scene, paired over users."""
+    from llmrec.eval.bootstrap import paired_bootstrap
+
+    acc = [r["next_scene"]["accuracy"] for r in runs]
+    model = np.mean([r["next_scene_hits"]["model"] for r in runs], axis=0)
+    repeat = runs[0]["next_scene_hits"]["repeat_last"]
+    return {"accuracy": float(np.mean(acc)), "accuracy_std": float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0,
+            "repeat_last": runs[0]["next_scene"]["repeat_last"], "majority": runs[0]["next_scene"]["majority"],
+            "n": runs[0]["next_scene"]["n"], "vs_repeat_last": paired_bootstrap(repeat, model)}
 
 
 def summarise(ab: dict[str, Any], cells: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -206,6 +221,8 @@ def summarise(ab: dict[str, Any], cells: dict[str, dict[str, Any]]) -> dict[str,
                 vals = [r["test"][m] for r in runs]
                 row[m] = {"mean": float(np.mean(vals)), "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
                           "per_seed": vals}
+            if all(r.get("next_scene") for r in runs):
+                row["next_scene"] = _next_scene(runs)
             rows.append(row)
             mean_user[backbone, variant] = {m: np.mean([r["per_user"][m] for r in runs], axis=0) for m in metrics}
     for backbone in ab["backbones"]:
@@ -243,6 +260,17 @@ def markdown(report: dict[str, Any]) -> str:
         epochs = ", ".join(map(str, r["best_epochs"]))
         lines.append(f"| {_row_name(r, report)} | " + " | ".join(cells) + f" | {epochs} | "
                      f"{r['epoch_seconds_median']:.2f} |")
+    scenes = [r for r in report["rows"] if r.get("next_scene")]
+    if scenes:
+        lines += ["", f"Next-scene accuracy on the test users whose held-out interaction has a scene "
+                  f"({scenes[0]['next_scene']['n']}), mean ± std over seeds, beside repeating the last input "
+                  "scene and the majority scene; model − repeat-last paired over users, 95% interval.", "",
+                  "| model | next-scene acc | repeat last | majority | model − repeat last |", "|---|---|---|---|---|"]
+        for r in scenes:
+            ns, d = r["next_scene"], r["next_scene"]["vs_repeat_last"]
+            lines.append(f"| {_row_name(r, report)} | {ns['accuracy']:.4f} ± {ns['accuracy_std']:.4f} | "
+                         f"{ns['repeat_last']:.4f} | {ns['majority']:.4f} | {d['mean_diff']:+.4f} "
+                         f"[{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] |")
     if report.get("custom_variants"):
         lines += ["", "Variants (overrides of the run config): " + "; ".join(
             f"{name}: " + (", ".join(f"{k}={v}" for k, v in ov.items()) or "as configured")

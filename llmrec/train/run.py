@@ -96,6 +96,9 @@ def run(cfg: RunConfig, data: Prepared | None = None) -> dict[str, Any]:
     summary = trainer.fit(train, valid)
     trainer.load_best()
     result = trainer.evaluate(test)
+    from llmrec.eval.scene import next_scene_accuracy
+
+    scene = next_scene_accuracy(model, test, batch_size=cfg.eval.batch_size, device=trainer.device)
     label = "sampled" if cfg.eval.mode == "sampled" else "full ranking"
     out = {
         "dataset": data.name, "backbone": cfg.backbone["name"],
@@ -106,12 +109,15 @@ def run(cfg: RunConfig, data: Prepared | None = None) -> dict[str, Any]:
         "semantic": semantic,
         **summary, "prepare_seconds": prep_seconds, "test_eval_seconds": result.seconds,
         "test": result.metrics, "config": to_dict(cfg),
+        "next_scene": {k: scene[k] for k in ("n", "accuracy", "repeat_last", "majority")} if scene else None,
     }
     if trainer.dist.is_main:
         outdir = Path(cfg.train.out_dir)
         outdir.mkdir(parents=True, exist_ok=True)
         write_text(outdir / "results.json", json.dumps(out, indent=1))
         np.savez(outdir / "test_per_user.npz", users=result.users, **result.per_user)
+        if scene:
+            np.savez(outdir / "test_next_scene.npz", users=scene["users"], **scene["hits"])
         title = (f"### {cfg.backbone['name']} on {data.name} — test, {label} "
                  f"(best epoch {summary['best_epoch']}, stopped by {summary['stopped_by']})")
         if out["derived"]:
@@ -120,7 +126,11 @@ def run(cfg: RunConfig, data: Prepared | None = None) -> dict[str, Any]:
             title += (f"\n\nSemantic signals: {semantic['interests']} ({semantic['users_covered']}/"
                       f"{semantic['users']} users), align {semantic['align_weight']}, "
                       f"predict {semantic['predict_weight']}")
-        write_text(outdir / "results.md", metrics_table(result.metrics, cfg.eval.ks, title=title) + "\n")
+        table = metrics_table(result.metrics, cfg.eval.ks, title=title) + "\n"
+        if scene:
+            table += (f"\nNext-scene accuracy ({scene['n']} test users): {scene['accuracy']:.4f}; repeat the last "
+                      f"scene {scene['repeat_last']:.4f}; majority scene {scene['majority']:.4f}\n")
+        write_text(outdir / "results.md", table)
     out["per_user"] = result.per_user
     out["test_users"] = result.users
     return out

@@ -156,3 +156,65 @@ def test_dspnet_trains_on_a_generic_csv_with_a_scene_column(tmp_path):
     assert out["users"] == 30 and 0.0 <= out["test"]["ndcg@10"] <= out["test"]["hr@10"] <= 1.0
     ckpt = load_checkpoint(tmp_path / "run" / "best.pt")
     assert ckpt["backbone"]["n_scenes"] == 4  # '' (none) + three scenes
+
+
+def test_next_scene_accuracy_and_its_baselines_by_hand():
+    from llmrec.data.sequences import EvalExamples
+    from llmrec.eval.scene import next_scene_accuracy
+
+    inputs = {"item": np.array([[0, 1, 2], [3, 4, 5], [1, 2, 3], [2, 3, 4]]),
+              "behaviors": np.ones((4, 3), np.int64),
+              "scene": np.array([[0, 1, 1], [2, 2, 2], [1, 2, 3], [3, 3, 1]])}
+    empty = (np.zeros(5, np.int64), np.zeros(0, np.int64))
+    ex = EvalExamples(np.arange(4), inputs, empty, empty, 1, target_scene=np.array([1, 3, 3, 0]))
+
+    class Fixed:  # predicts scene 3 for everyone
+        def eval(self):
+            return self
+
+        def scene_logits(self, batch):
+            logits = torch.zeros(len(batch["items"]), 4)
+            logits[:, 3] = 1.0
+            return logits
+
+    out = next_scene_accuracy(Fixed(), ex)
+    # user 3 has no held-out scene: left out. Truth (1, 3, 3); last input scenes (1, 2, 3);
+    # input scene counts: 1 x4, 2 x4, 3 x4 -> majority = 1 (first of the ties)
+    assert out["n"] == 3 and list(out["users"]) == [0, 1, 2]
+    assert out["accuracy"] == pytest.approx(2 / 3) and out["repeat_last"] == pytest.approx(2 / 3)
+    assert out["majority"] == pytest.approx(1 / 3)
+    assert list(out["hits"]["model"]) == [0, 1, 1] and list(out["hits"]["repeat_last"]) == [1, 0, 1]
+    assert next_scene_accuracy(object(), ex) is None  # a model without a scene head
+
+
+def test_run_reports_next_scene_accuracy_for_dspnet_only(tiny_cfg, tmp_path):
+    cfg = scene_run(tiny_cfg, tmp_path / "d")
+    cfg.train.epochs = 1
+    out = run(cfg)
+    ns = out["next_scene"]
+    assert ns["n"] > 0 and 0 <= ns["accuracy"] <= 1 and 0 <= ns["repeat_last"] <= 1
+    hits = np.load(tmp_path / "d" / "test_next_scene.npz")
+    assert hits["model"].mean() == pytest.approx(ns["accuracy"])
+    assert "Next-scene accuracy" in (tmp_path / "d" / "results.md").read_text()
+    cfg = scene_run(tiny_cfg, tmp_path / "s", scene_branch=False)
+    cfg.train.epochs = 1
+    assert run(cfg)["next_scene"] is None
+
+
+def test_ablate_reports_next_scene_accuracy_beside_repeat_last(tiny_cfg, tmp_path):
+    from llmrec.train import ablate
+
+    small = {"hidden": 16, "n_layers": 1, "inner": 32}
+    ab = {"base": {"data": {**vars(tiny_cfg), "derive_scenes": "daypart"},
+                   "train": {"epochs": 1, "batch_size": 8, "metric": "ndcg@10"}, "eval": {"ks": [10]}},
+          "backbones": {"sasrec": small, "dspnet": small}, "seeds": [0, 1], "variants": ["default"],
+          "custom": {"default": {}}, "baseline": "sasrec", "metrics": ["hr@10", "ndcg@10"]}
+    report = ablate.run_ablation(ab, tmp_path / "ab", progress=False)
+    rows = {r["backbone"]: r for r in report["rows"]}
+    assert "next_scene" not in rows["sasrec"]
+    ns = rows["dspnet"]["next_scene"]
+    runs = [np.load(tmp_path / "ab" / "dspnet" / "default" / f"seed{s}" / "test_next_scene.npz") for s in (0, 1)]
+    assert ns["accuracy"] == pytest.approx(np.mean([r["model"].mean() for r in runs]))
+    want = (np.mean([r["model"] for r in runs], axis=0) - runs[0]["repeat_last"]).mean()
+    assert ns["vs_repeat_last"]["mean_diff"] == pytest.approx(want)
+    assert "| dspnet | " in (tmp_path / "ab" / "results.md").read_text().split("Next-scene accuracy")[1]
