@@ -1,8 +1,9 @@
 """Worker for test_distributed: one training step under torchrun, then dumps what it saw.
 
-Usage: python -m torch.distributed.run --nproc_per_node 2 dist_worker.py DATA_DIR OUT_DIR [semantic]
+Usage: python -m torch.distributed.run --nproc_per_node 2 dist_worker.py DATA_DIR OUT_DIR [semantic|dspnet]
 Also runs as a single process (no launcher) to give the reference result. With ``semantic`` the
-model trains inside the semantic adapter (IBIM, seeded random interest tables).
+model trains inside the semantic adapter (IBIM, seeded random interest tables); with ``dspnet``
+it is DSPnet on daypart scenes, whose discriminator the trainer steps outside DDP.
 """
 
 import sys
@@ -18,8 +19,10 @@ from llmrec.train.seed import seed_everything
 from llmrec.train.trainer import Trainer
 
 
-def main(data_dir: str, out_dir: str, semantic: bool = False) -> None:
-    data = prepare(DataConfig(source="recbole", path=data_dir, max_len=7), use_cache=False)
+def main(data_dir: str, out_dir: str, mode: str = "") -> None:
+    semantic = mode == "semantic"
+    scenes = "daypart" if mode == "dspnet" else "none"
+    data = prepare(DataConfig(source="recbole", path=data_dir, max_len=7, derive_scenes=scenes), use_cache=False)
     train = TrainWindows.build(data, max_len=7)
     seen: list[int] = []
     original = train.batch
@@ -30,9 +33,9 @@ def main(data_dir: str, out_dir: str, semantic: bool = False) -> None:
 
     train.batch = recording
     seed_everything(0)
-    name = "ibim" if semantic else "sasrec"
+    name = {"semantic": "ibim", "dspnet": "dspnet"}.get(mode, "sasrec")
     model = build_backbone({"name": name, "hidden": 16, "n_layers": 1, "inner": 32, "dropout": 0.0},
-                           n_items=data.n_items, max_len=7)
+                           n_items=data.n_items, max_len=7, n_scenes=len(data.scene_vocab))
     adapter = None
     if semantic:
         from llmrec.backbones.plugins.semantic import SemanticAdapter
@@ -55,4 +58,4 @@ def main(data_dir: str, out_dir: str, semantic: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], semantic=sys.argv[3:] == ["semantic"])
+    main(sys.argv[1], sys.argv[2], *sys.argv[3:4])

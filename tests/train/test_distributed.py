@@ -82,3 +82,22 @@ def test_two_process_gloo_with_the_semantic_adapter_stays_in_sync(tmp_path):
         for k, v in r0[part].items():
             assert torch.equal(v, r1[part][k]), f"{part} {k} differs between processes"
     assert not torch.equal(r0["params"]["w1.weight"], r0["initial"]["w1.weight"])
+
+
+def test_two_process_gloo_with_an_adversary_stays_in_sync(tmp_path):
+    """DSPnet's discriminator steps outside DDP with hand-averaged gradients: both ranks end with
+    identical weights, discriminator included, and the discriminator did train."""
+    data = write_atomic_dataset(tmp_path / "d", n_users=12, per_user=10)
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"
+    out = tmp_path / "multi"
+    out.mkdir()
+    cmd = LAUNCHERS["torchrun"](free_port()) + [str(WORKER), str(data), str(out), "dspnet"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    r0, r1 = torch.load(out / "rank0-of-2.pt"), torch.load(out / "rank1-of-2.pt")
+    disc = [k for k in r0["params"] if k.startswith("discriminator.")]
+    assert disc
+    for k, v in r0["params"].items():
+        assert torch.equal(v, r1["params"][k]), f"{k} differs between processes"
+    assert any(not torch.equal(r0["params"][k], r0["initial"][k]) for k in disc)
