@@ -17,6 +17,7 @@ _REGISTRY: dict[str, tuple[str, str] | type] = {
     "ibim": ("llmrec.backbones.ibim", "IBIM"),
     "blade": ("llmrec.backbones.blade", "BLADE"),
     "dspnet": ("llmrec.backbones.dspnet", "DSPnet"),
+    "mf": ("llmrec.backbones.mf", "MF"),
 }
 _entry_points_loaded = False
 
