@@ -290,5 +290,19 @@ def backbone_config(section: dict[str, Any]) -> Any:
     name = section.pop("name", None)
     if not name:
         raise ConfigError("backbone.name is required")
+    plugins = section.pop("plugins", None) or {}
     model_cls = get_backbone(name)
-    return from_dict(model_cls.config_class, section, prefix="backbone")
+    config = from_dict(model_cls.config_class, section, prefix="backbone")
+    if plugins:  # checked here so that a typo stops the run before any data is read
+        import importlib
+
+        from llmrec.backbones.registry import PLUGINS
+
+        if not isinstance(plugins, dict):
+            raise ConfigError("backbone.plugins must map a plug-in name to its section, e.g. {mclmr: {}}")
+        for plugin, plugin_section in plugins.items():
+            if plugin not in PLUGINS:
+                raise ConfigError(f"backbone.plugins: unknown plug-in {plugin!r}; known: {sorted(PLUGINS)}")
+            module = importlib.import_module(PLUGINS[plugin][0])
+            from_dict(module.CONFIG, dict(plugin_section or {}), prefix=f"backbone.plugins.{plugin}")
+    return config

@@ -95,6 +95,10 @@ class Backbone(nn.Module, ABC):
         """Model-specific figures logged after each epoch (e.g. expert usage); none by default."""
         return {}
 
+    # Optional: ``train_states(batch) -> (B, L, D)``, the user state that predicts ``targets[:, t]``
+    # at each position, for plug-ins that score and train on their own (MCLMR); ``fit_data(data)``,
+    # called once with the Prepared dataset before training, for statistics of the training split.
+
     def adversary(self) -> nn.Module | None:
         """A sub-module trained against the rest (e.g. a discriminator), or None (the default).
 

@@ -62,6 +62,10 @@ class MF(Backbone):
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.user_emb(batch["users"])  # (B, D)
 
+    def train_states(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, L, D): the user's vector at every position (MF has no order)."""
+        return self.encode(batch).unsqueeze(1).expand(-1, batch["targets"].size(1), -1)
+
     def item_embeddings(self) -> torch.Tensor:
         return self.item_emb.weight
 

@@ -81,6 +81,7 @@ def build_backbone(section: dict[str, Any], **sizes: int) -> Any:
 
     section = dict(section)
     name = section.pop("name", None)
+    plugins = section.pop("plugins", None) or {}
     cls = get_backbone(name)
     fields = {f.name for f in dataclasses.fields(cls.config_class)}
     for key, value in sizes.items():
@@ -89,4 +90,16 @@ def build_backbone(section: dict[str, Any], **sizes: int) -> Any:
                 raise ConfigError(f"backbone.{key}={section[key]} but the data has {value}")
             section.setdefault(key, value)
     config = from_dict(cls.config_class, section, prefix="backbone")
-    return cls(config)
+    model = cls(config)
+    if not isinstance(plugins, dict):
+        raise ConfigError("backbone.plugins must map a plug-in name to its section, e.g. {mclmr: {}}")
+    for plugin, plugin_section in plugins.items():
+        if plugin not in PLUGINS:
+            raise ConfigError(f"backbone.plugins: unknown plug-in {plugin!r}; known: {sorted(PLUGINS)}")
+        module, attr = PLUGINS[plugin]
+        model = getattr(importlib.import_module(module), attr)(model, plugin_section, sizes)
+    return model
+
+
+PLUGINS = {"mclmr": ("llmrec.backbones.plugins.mclmr", "wrap_mclmr")}
+"""Plug-ins a backbone section can wear (``plugins: {name: section}``); each wraps the model."""

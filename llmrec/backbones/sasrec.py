@@ -92,6 +92,10 @@ class SASRec(Backbone):
             x = block(x, mask)
         return self.ln(x)
 
+    def train_states(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, L, D): the user state at each position, the one that predicts ``targets[:, t]``."""
+        return self.sequence(batch["items"], batch.get("behaviors"))
+
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.sequence(batch["items"], batch.get("behaviors"))[:, -1]  # (B, D)
 

@@ -51,6 +51,8 @@ def setup(cfg: RunConfig, data: Prepared | None = None):
     model = build_backbone(cfg.backbone, n_items=data.n_items, n_users=data.n_users,
                            max_len=cfg.data.max_len, n_behaviors=len(data.behavior_vocab),
                            n_scenes=len(data.scene_vocab))
+    if hasattr(model, "fit_data"):
+        model.fit_data(data)  # training-split statistics (e.g. MCLMR's popularity strata)
     return data, train, valid, test, model
 
 

@@ -1,0 +1,277 @@
+"""MCLMR: a model-agnostic causal plug-in for multi-behaviour recommendation.
+
+Worn by any backbone that exposes per-position user states (``train_states``; SASRec and MF
+today): ``backbone: {name: sasrec, ..., plugins: {mclmr: {...}}}``. The wrapped model is itself a
+backbone (same contract), so training, evaluation, checkpoints and serving need nothing new.
+
+Causal graph (our reading; the paper gives no equations). Z_u = the user's activity stratum
+(how much they interact: habit / conformity), Z_i = the item's popularity stratum. Both are
+confounders: Z_i -> (which items get auxiliary behaviours and the target behaviour), Z_u -> (how
+readily the user acts, and on popular items), and U, I -> Y (true preference). The observed
+conditional P(y | u, i) mixes preference with the Z paths, so popular items look preferred.
+
+1. Backdoor adjustment. Training scores are ``s(u, i) + c[Z_u] * log(1 + pop_i)``: the
+   backbone's dot product plus a learned conformity per user-activity stratum times the item's
+   training log-popularity, which soaks up the confounded part (the PDA form, Zhang et al. SIGIR
+   2021, with strata for users). The intervention
+   ``P(y | do(u, i)) = sum_z P(y | u, i, z) P(z)`` over the popularity strata (their training
+   shares and mean log-popularity) is ``do_probability``; it is monotone in ``s`` plus the
+   aggregation term, so ranking (``score``) uses those and drops the confounder term.
+2. Adaptive aggregation. One linear expert per auxiliary behaviour maps the user state to a
+   behaviour-specific state h_k; a router with a user part and an item part,
+   ``softmax_k(a_k . h + b_k . e_i)``, weighs the experts per user-item pair and adds
+   ``sum_k w_k(u, i) h_k . e_i`` to the target score. Each expert is also trained on its own
+   behaviour's targets (``aux_weight``). Mean router weights are logged. Full ranking holds a
+   (B, items, experts) tensor.
+3. Bias-aware contrastive learning. For a pair with the target and an auxiliary behaviour, the
+   pair's target representation ``h * e_i`` and its behaviour representation ``h_k * e_i`` are
+   pulled together (InfoNCE, cosine, ``cl_temperature``); negatives are other pairs of the batch
+   whose items share the anchor's popularity stratum, so the contrast cannot be won by
+   popularity alone.
+
+Statistics (popularity, activity, strata) come from the TRAINING split only (``fit_data``) and
+live in buffers, so a checkpoint rebuilds the plug-in without data. Switches: ``backdoor``,
+``aggregation``, ``aux_weight: 0``, ``cl_weight: 0``; all off is the base model's loss exactly
+(when every target step carries the target behaviour).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from llmrec.backbones.base import Backbone
+from llmrec.backbones.layers import to_bits
+
+
+@dataclass(kw_only=True)
+class MCLMRConfig:
+    n_items: int = 0
+    """Number of real items (filled from the data)."""
+    n_users: int = 0
+    """Number of users (filled from the data)."""
+    n_behaviors: int = 0
+    """Behaviour vocabulary size (filled from the data)."""
+    pop_strata: int = 5
+    """Item popularity strata (training-count quantiles): the confounder values summed over."""
+    user_strata: int = 3
+    """User activity strata (training-count quantiles), one conformity coefficient each."""
+    backdoor: bool = True
+    """Train with the confounder term and rank by the intervention (false: confounded training)."""
+    aggregation: bool = True
+    """The auxiliary-behaviour experts and their per-pair router (needs >= 2 behaviours)."""
+    aux_weight: float = 0.5
+    """Weight of each auxiliary expert's own next-item loss on its behaviour's targets."""
+    cl_weight: float = 0.1
+    """Weight of the bias-aware contrastive loss (0 = off; needs aggregation)."""
+    cl_temperature: float = 0.2
+    """tau of the contrastive InfoNCE."""
+    cl_anchors: int = 256
+    """At most this many anchor pairs per batch for the contrastive loss."""
+
+
+def quantile_strata(counts: np.ndarray, n: int) -> np.ndarray:
+    """Stratum 0..n-1 of each count by its quantile (ties share a stratum)."""
+    ranks = np.argsort(np.argsort(counts, kind="stable"), kind="stable")
+    return np.minimum((ranks * n) // max(len(counts), 1), n - 1).astype(np.int64)
+
+
+class MCLMR(Backbone):
+    config_class = MCLMRConfig
+
+    def __init__(self, base: Backbone, config: MCLMRConfig):
+        super().__init__(config)
+        c = config
+        if not hasattr(base, "train_states"):
+            raise ValueError(f"the mclmr plug-in needs a backbone with train_states(); "
+                             f"{type(base).__name__} has none (supported: sasrec, mf)")
+        if c.n_items <= 0 or c.n_users <= 0:
+            raise ValueError("MCLMRConfig.n_items and n_users must be set from the data")
+        if c.aggregation and c.n_behaviors < 2:
+            raise ValueError("mclmr aggregation needs auxiliary behaviours (n_behaviors >= 2; enable "
+                             "data.derive_behaviors or set plugins.mclmr.aggregation=false)")
+        if c.cl_weight > 0 and not c.aggregation:
+            raise ValueError("mclmr cl_weight > 0 needs aggregation (the behaviour representations)")
+        self.base = base
+        self.requires = frozenset(base.requires | {"users", "target_behaviors", "target_behavior"})
+        dim = base.item_embeddings().size(-1)
+        self.conformity = nn.Parameter(torch.zeros(c.user_strata))
+        n_aux = max(c.n_behaviors - 1, 0)
+        if c.aggregation:
+            self.experts = nn.Parameter(torch.eye(dim).repeat(n_aux, 1, 1) + 0.01 * torch.randn(n_aux, dim, dim))
+            self.route_user = nn.Linear(dim, n_aux)
+            self.route_item = nn.Linear(dim, n_aux, bias=False)
+        self.register_buffer("log_pop", torch.zeros(c.n_items + 1))
+        self.register_buffer("item_stratum", torch.zeros(c.n_items + 1, dtype=torch.long))
+        self.register_buffer("user_stratum", torch.zeros(c.n_users, dtype=torch.long))
+        self.register_buffer("stratum_prior", torch.full((c.pop_strata,), 1.0 / c.pop_strata))
+        self.register_buffer("stratum_log_pop", torch.zeros(c.pop_strata))
+        self._sums: dict[str, float] = {}
+        self._n = 0
+
+    # -- construction ------------------------------------------------------------------------
+    def section(self) -> dict[str, Any]:
+        return {**self.base.section(), "plugins": {"mclmr": dataclasses.asdict(self.config)}}
+
+    def fit_data(self, data) -> None:
+        """Popularity, activity and strata from the training split of a Prepared dataset."""
+        from llmrec.data.prepare import TRAIN
+
+        c = self.config
+        train = data.split == TRAIN
+        pop = np.bincount(data.item[train], minlength=c.n_items + 1).astype(float)
+        activity = np.bincount(data.user[train], minlength=c.n_users).astype(float)
+        item_stratum = np.zeros(c.n_items + 1, dtype=np.int64)
+        item_stratum[1:] = quantile_strata(pop[1:], c.pop_strata)
+        log_pop = np.log1p(pop)
+        share = np.bincount(item_stratum[data.item[train]], minlength=c.pop_strata).astype(float)
+        mean = np.array([log_pop[1:][item_stratum[1:] == k].mean() if (item_stratum[1:] == k).any() else 0.0
+                         for k in range(c.pop_strata)])
+        with torch.no_grad():
+            self.log_pop.copy_(torch.from_numpy(log_pop))
+            self.item_stratum.copy_(torch.from_numpy(item_stratum))
+            self.user_stratum.copy_(torch.from_numpy(quantile_strata(activity, c.user_strata)))
+            self.stratum_prior.copy_(torch.from_numpy(share / max(share.sum(), 1.0)))
+            self.stratum_log_pop.copy_(torch.from_numpy(mean))
+
+    # -- scores ------------------------------------------------------------------------------
+    def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.base.encode(batch)
+
+    def item_embeddings(self) -> torch.Tensor:
+        return self.base.item_embeddings()
+
+    def _aggregate(self, h: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """h (T, D), item vectors (N, D) -> aggregation scores (T, N), router weights (T, N, K),
+        expert states (T, K, D)."""
+        hk = torch.einsum("td,kde->tke", h, self.experts)  # (T, K, D)
+        route = self.route_user(h).unsqueeze(1) + self.route_item(items).unsqueeze(0)  # (T, N, K)
+        w = route.softmax(-1)
+        per_expert = torch.einsum("tkd,nd->tnk", hk, items)  # (T, N, K)
+        return (w * per_expert).sum(-1), w, hk
+
+    def _deconfounded(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        items = self.item_embeddings()
+        s = h @ items.T  # (T, N+1)
+        if not self.config.aggregation:
+            return s, None, None
+        agg, w, hk = self._aggregate(h, items)
+        return s + agg, w, hk
+
+    def score(self, batch: dict[str, torch.Tensor], candidates: torch.Tensor | None = None) -> torch.Tensor:
+        """Ranking under the intervention: the confounder term is summed out (a constant per user)."""
+        scores, _, _ = self._deconfounded(self.encode(batch))
+        scores[:, 0] = float("-inf")
+        return scores if candidates is None else scores.gather(1, candidates)
+
+    def confounder_term(self, users: torch.Tensor) -> torch.Tensor:
+        """(B,) users -> (B, N+1): conformity of the user's stratum times each item's log-popularity."""
+        return self.conformity[self.user_stratum[users]].unsqueeze(1) * self.log_pop.unsqueeze(0)
+
+    def do_probability(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """P(y | do(u, i)) = sum_z P(z) sigmoid(score + conformity * log-pop(z)) over popularity strata."""
+        base, _, _ = self._deconfounded(self.encode(batch))  # (B, N+1)
+        conf = self.conformity[self.user_stratum[batch["users"]]]  # (B,)
+        shifts = conf.unsqueeze(1) * self.stratum_log_pop.unsqueeze(0)  # (B, Z)
+        probs = torch.sigmoid(base.unsqueeze(-1) + shifts.unsqueeze(1))  # (B, N+1, Z)
+        return (probs * self.stratum_prior).sum(-1)
+
+    # -- training ----------------------------------------------------------------------------
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.loss_and_user(batch)[0]
+
+    def loss_and_user(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        c = self.config
+        states = self.base.train_states(batch)  # (B, L, D)
+        targets = batch["targets"]
+        valid = targets != 0
+        rows = valid.nonzero()[:, 0]
+        h, t = states[valid], targets[valid]  # (T, D), (T,)
+        sets = to_bits(batch["target_behaviors"][valid], max(c.n_behaviors, 1))  # (T, nb)
+        target_bit = to_bits(batch["target_behavior"][:1], max(c.n_behaviors, 1))[0]  # (nb,)
+        on_target = (sets & target_bit).any(-1)  # (T,)
+        logits, w, hk = self._deconfounded(h)
+        conf = self.confounder_term(batch["users"][rows]) if c.backdoor else 0.0
+        full = logits + conf
+        full[:, 0] = float("-inf")
+        loss = F.cross_entropy(full[on_target], t[on_target]) if on_target.any() else full.sum() * 0.0
+        if c.aggregation:
+            items = self.item_embeddings()
+            aux_idx = (~target_bit).nonzero().squeeze(-1)  # (K,) behaviour bit of each expert
+            self._log("router", w[torch.arange(len(t)), t].detach().mean(0))  # weights at the true items
+            if c.aux_weight > 0:
+                for k, bit in enumerate(aux_idx.tolist()):
+                    has = sets[:, bit]
+                    if has.any():
+                        aux = hk[has, k] @ items.T + (conf[has] if c.backdoor else 0.0)
+                        aux[:, 0] = float("-inf")
+                        loss = loss + c.aux_weight * F.cross_entropy(aux, t[has])
+            if c.cl_weight > 0:
+                cl = self.contrastive(h, hk, t, sets[:, aux_idx] & on_target.unsqueeze(1))
+                if cl is not None:
+                    loss = loss + c.cl_weight * cl
+                    self._log("cl", cl.detach().view(1))
+        self._n += 1
+        return loss, states[:, -1]
+
+    def contrastive(self, h: torch.Tensor, hk: torch.Tensor, t: torch.Tensor,
+                    pairs: torch.Tensor) -> torch.Tensor | None:
+        """InfoNCE between a pair's target and auxiliary representations; negatives from the same
+        popularity stratum only. ``pairs`` (T, K): the pair has the target and behaviour k."""
+        anchor_t, anchor_k = pairs.nonzero(as_tuple=True)
+        if len(anchor_t) < 2:
+            return None
+        if len(anchor_t) > self.config.cl_anchors:
+            keep = torch.randperm(len(anchor_t), device=h.device)[:self.config.cl_anchors]
+            anchor_t, anchor_k = anchor_t[keep], anchor_k[keep]
+        e = self.item_embeddings()[t[anchor_t]]
+        a = F.normalize(h[anchor_t] * e, dim=-1)  # (M, D) target representation of the pair
+        b = F.normalize(hk[anchor_t, anchor_k] * e, dim=-1)  # (M, D) its behaviour representation
+        sim = a @ b.T / self.config.cl_temperature  # (M, M)
+        stratum = self.item_stratum[t[anchor_t]]
+        same = stratum.unsqueeze(0) == stratum.unsqueeze(1)
+        sim = sim.masked_fill(~same, float("-inf"))  # diagonal is always same-stratum
+        has_neg = same.sum(1) > 1
+        if not has_neg.any():
+            return None
+        return F.cross_entropy(sim[has_neg], torch.arange(len(sim), device=h.device)[has_neg])
+
+    def _log(self, name: str, value: torch.Tensor) -> None:
+        if self.training:
+            prev = self._sums.get(name)
+            self._sums[name] = value.cpu() if prev is None else prev + value.cpu()
+            self._sums[name + "_n"] = self._sums.get(name + "_n", 0) + 1
+
+    def extra_stats(self) -> dict[str, float]:
+        """Mean router weight per auxiliary behaviour (at the true items), mean contrastive loss."""
+        out: dict[str, float] = {}
+        if "router" in self._sums:
+            for k, v in enumerate((self._sums["router"] / self._sums["router_n"]).tolist()):
+                out[f"router{k}"] = float(v)
+        if "cl" in self._sums:
+            out["loss_cl"] = float(self._sums["cl"] / self._sums["cl_n"])
+        out.update({f"conformity{k}": float(v) for k, v in enumerate(self.conformity.detach().tolist())})
+        self._sums, self._n = {}, 0
+        return {**self.base.extra_stats(), **out}
+
+
+CONFIG = MCLMRConfig
+
+
+def wrap_mclmr(base: Backbone, section: dict[str, Any], sizes: dict[str, int]) -> MCLMR:
+    from llmrec.config import from_dict
+
+    section = dict(section or {})
+    fields = {f.name for f in dataclasses.fields(MCLMRConfig)}
+    for key in ("n_items", "n_users", "n_behaviors"):
+        if key in sizes and key in fields:
+            section.setdefault(key, sizes[key])
+            if section[key] in (0, None):
+                section[key] = sizes[key]
+    return MCLMR(base, from_dict(MCLMRConfig, section, prefix="backbone.plugins.mclmr"))
