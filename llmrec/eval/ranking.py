@@ -1,6 +1,8 @@
 """Ranking evaluation of any backbone over an :class:`EvalExamples` set.
 
-Full ranking (default) scores every item and masks the user's history. Sampled evaluation ranks
+Full ranking (default) scores every item and masks the user's history. Given the training item
+counts (``popularity``), full ranking also reports exposure: ``pop10_share@k``, the share of a
+user's top-k slots taken by the 10% most popular training items. Sampled evaluation ranks
 each user's targets against ``n_negatives`` items drawn uniformly or by training popularity, never
 from the user's history or targets; its results are labelled "sampled" because they are not
 comparable with full-ranking figures. Memory is bounded by ``batch_size x n_items`` scores.
@@ -18,6 +20,7 @@ from tqdm.auto import tqdm
 from llmrec.config import EvalConfig
 from llmrec.data.sequences import EvalExamples
 from llmrec.eval.metrics import rank_metrics, target_matrix
+from llmrec.eval.popularity import top_share_items
 
 
 @dataclass
@@ -59,6 +62,9 @@ def evaluate(model, examples: EvalExamples, cfg: EvalConfig, *, n_items: int,
         if popularity is None:
             raise ValueError("popularity sampling needs the training item counts")
         weights = torch.as_tensor(popularity, dtype=torch.float)
+    head = None
+    if popularity is not None and cfg.mode == "full":
+        head = torch.from_numpy(top_share_items(np.asarray(popularity), 0.1)).to(device)
     batches = range(0, len(examples), cfg.batch_size)
     for start_i in tqdm(batches, desc="evaluate", disable=None if progress else True, leave=False):
         index = np.arange(start_i, min(start_i + cfg.batch_size, len(examples)))
@@ -78,6 +84,10 @@ def evaluate(model, examples: EvalExamples, cfg: EvalConfig, *, n_items: int,
             scores[:, 0] = float("-inf")
         for name, values in rank_metrics(scores, targ, cfg.ks).items():
             per_user.setdefault(name, []).append(values.cpu())
+        if head is not None:
+            for k in cfg.ks:
+                top = scores.topk(min(k, n_items), dim=1).indices  # (B, k)
+                per_user.setdefault(f"pop10_share@{k}", []).append(head[top].float().mean(1).cpu())
     model.train(was_training)
     arrays = {k: torch.cat(v).numpy() for k, v in per_user.items()}
     metrics = {k: float(v.mean()) if len(v) else float("nan") for k, v in arrays.items()}

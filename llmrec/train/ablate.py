@@ -12,6 +12,7 @@ An ablation config is a run config (data, train, eval, semantic) plus keys of it
       no_early: {backbone.early_fusion: none}
     baseline: sasrec                # optional: every other backbone vs this one, per variant
     metrics: [hr@5, ndcg@5]         # optional: the reported metrics (default recall/ndcg @20, @50)
+    by_popularity: [ndcg@20]        # optional: also these metrics by popularity group of the held-out item
 
 Each (backbone, variant, seed) trains into ``out/<backbone>/<variant>/seed<s>``; a finished run
 (results.json present) is reused, an interrupted one resumes from its last.pt. The report gives
@@ -48,6 +49,7 @@ def load_ablation(path: str | Path | None, overrides: list[str], *, backbones: l
     given = values.pop("variants", None) or ["plain", "esim"]
     values.pop("seeds", None)
     baseline, metrics = values.pop("baseline", None), values.pop("metrics", None) or list(REPORTED)
+    grouped = values.pop("by_popularity", None) or []
     if not isinstance(sections, dict):
         raise ConfigError(f"{path}: backbones must map a label to a backbone section")
     if backbones:
@@ -75,7 +77,7 @@ def load_ablation(path: str | Path | None, overrides: list[str], *, backbones: l
     if baseline is not None and baseline not in sections:
         raise ConfigError(f"baseline {baseline!r} is not one of the backbones {list(sections)}")
     return {"base": values, "backbones": sections, "seeds": [int(s) for s in seeds], "variants": names,
-            "custom": custom, "baseline": baseline, "metrics": list(metrics)}
+            "custom": custom, "baseline": baseline, "metrics": list(metrics), "by_popularity": list(grouped)}
 
 
 def reference_variant(ab: dict[str, Any]) -> str:
@@ -172,6 +174,7 @@ def read_run(folder: Path) -> dict[str, Any]:
     return {"test": res["test"], "best_epoch": res["best_epoch"], "epochs": res["epochs"],
             "train_seconds": res["train_seconds"], "semantic": res.get("semantic"),
             "next_scene": res.get("next_scene"), "next_scene_hits": scene_hits,
+            "by_popularity": res.get("by_popularity"),
             "epoch_seconds_median": statistics.median(r["epoch_seconds"] for r in epochs),
             "users": per["users"], "per_user": {k: per[k] for k in per.files if k != "users"}}
 
@@ -223,6 +226,11 @@ def summarise(ab: dict[str, Any], cells: dict[str, dict[str, Any]]) -> dict[str,
                           "per_seed": vals}
             if all(r.get("next_scene") for r in runs):
                 row["next_scene"] = _next_scene(runs)
+            if ab.get("by_popularity") and all(r.get("by_popularity") for r in runs):
+                row["by_popularity"] = {g: {"users": runs[0]["by_popularity"][g]["users"],
+                                            **{m: float(np.mean([r["by_popularity"][g][m] for r in runs]))
+                                               for m in ab["by_popularity"]}}
+                                        for g in runs[0]["by_popularity"]}
             rows.append(row)
             mean_user[backbone, variant] = {m: np.mean([r["per_user"][m] for r in runs], axis=0) for m in metrics}
     for backbone in ab["backbones"]:
@@ -241,6 +249,7 @@ def summarise(ab: dict[str, Any], cells: dict[str, dict[str, Any]]) -> dict[str,
     return {"rows": rows, "differences": diffs, "seeds": ab["seeds"], "variants": ab["variants"],
             "backbones": list(ab["backbones"]), "baseline": ab.get("baseline"), "metrics": metrics,
             "config": ab["base"], "custom_variants": ab.get("custom") or None,
+            "by_popularity_metrics": ab.get("by_popularity") or [],
             "n_test_users": int(len(next(iter(cells.values()))["users"])) if cells else 0}
 
 
@@ -260,6 +269,17 @@ def markdown(report: dict[str, Any]) -> str:
         epochs = ", ".join(map(str, r["best_epochs"]))
         lines.append(f"| {_row_name(r, report)} | " + " | ".join(cells) + f" | {epochs} | "
                      f"{r['epoch_seconds_median']:.2f} |")
+    grouped = [r for r in report["rows"] if r.get("by_popularity")]
+    if grouped:
+        groups = list(grouped[0]["by_popularity"])
+        users = ", ".join(f"{g} {grouped[0]['by_popularity'][g]['users']}" for g in groups)
+        lines += ["", f"By popularity group of each user's held-out item (thirds of the training interactions; "
+                  f"test users: {users}), mean over seeds.", "",
+                  "| model | " + " | ".join(f"{m} {g}" for m in report["by_popularity_metrics"] for g in groups)
+                  + " |", "|---|" + "---|" * (len(groups) * len(report["by_popularity_metrics"]))]
+        for r in grouped:
+            cells = [f"{r['by_popularity'][g][m]:.4f}" for m in report["by_popularity_metrics"] for g in groups]
+            lines.append(f"| {_row_name(r, report)} | " + " | ".join(cells) + " |")
     scenes = [r for r in report["rows"] if r.get("next_scene")]
     if scenes:
         lines += ["", f"Next-scene accuracy on the test users whose held-out interaction has a scene "

@@ -101,6 +101,12 @@ def run(cfg: RunConfig, data: Prepared | None = None) -> dict[str, Any]:
     from llmrec.eval.scene import next_scene_accuracy
 
     scene = next_scene_accuracy(model, test, batch_size=cfg.eval.batch_size, device=trainer.device)
+    from llmrec.eval.popularity import by_popularity
+
+    groups = None
+    if cfg.eval.mode == "full" and len(test):
+        first_target = test.targets[1][test.targets[0][:-1]]
+        groups = by_popularity(result.per_user, first_target, popularity)
     label = "sampled" if cfg.eval.mode == "sampled" else "full ranking"
     out = {
         "dataset": data.name, "backbone": cfg.backbone["name"],
@@ -112,6 +118,7 @@ def run(cfg: RunConfig, data: Prepared | None = None) -> dict[str, Any]:
         **summary, "prepare_seconds": prep_seconds, "test_eval_seconds": result.seconds,
         "test": result.metrics, "config": to_dict(cfg),
         "next_scene": {k: scene[k] for k in ("n", "accuracy", "repeat_last", "majority")} if scene else None,
+        "by_popularity": groups,
     }
     if trainer.dist.is_main:
         outdir = Path(cfg.train.out_dir)
@@ -129,6 +136,12 @@ def run(cfg: RunConfig, data: Prepared | None = None) -> dict[str, Any]:
                       f"{semantic['users']} users), align {semantic['align_weight']}, "
                       f"predict {semantic['predict_weight']}")
         table = metrics_table(result.metrics, cfg.eval.ks, title=title) + "\n"
+        if groups:
+            k = cfg.eval.ks[0]
+            table += (f"\nBy popularity of the held-out item (thirds of the training interactions), "
+                      f"ndcg@{k} / share of top-{k} slots on the 10% most popular items: "
+                      + "; ".join(f"{g} ({v['users']} users) {v[f'ndcg@{k}']:.4f} / {v[f'pop10_share@{k}']:.3f}"
+                                  for g, v in groups.items() if v["users"]) + "\n")
         if scene:
             table += (f"\nNext-scene accuracy ({scene['n']} test users): {scene['accuracy']:.4f}; repeat the last "
                       f"scene {scene['repeat_last']:.4f}; majority scene {scene['majority']:.4f}\n")

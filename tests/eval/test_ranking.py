@@ -77,3 +77,28 @@ def test_popularity_sampler_prefers_popular_items():
                  n_items=5, popularity=pop)
     # the one negative is nearly always item 3, which outranks item 2 -> hr@1 = 0 almost always
     assert r.metrics["hr@1"] < 0.05
+
+
+def test_exposure_share_of_the_most_popular_items():
+    # 10 items: the most popular 10% is one item, id 2 (count 9). Fixed ranks 10, 9, 8, ...
+    pop = np.array([0, 1, 9, 1, 1, 1, 1, 1, 1, 1, 1], dtype=float)
+    model = Fixed(FixedConfig(n_items=10))
+    ex = examples([[10, 9, 8, 7, 6, 5, 4, 3], [1]], [[2], [3]])
+    r = evaluate(model, ex, EvalConfig(ks=[1, 5]), n_items=10, popularity=pop)
+    # user 0: only 2 and 1 are rankable; the other top-5 slots hold masked (-inf) items, none popular
+    # user 1: top-5 = 10, 9, 8, 7, 6 -> no slot for item 2
+    assert r.per_user["pop10_share@1"].tolist() == [1.0, 0.0]
+    assert r.per_user["pop10_share@5"].tolist() == pytest.approx([0.2, 0.0])
+    assert "pop10_share@5" not in evaluate(model, ex, EvalConfig(ks=[5]), n_items=10).metrics  # no counts
+
+
+def test_popularity_groups_split_the_interaction_mass_in_thirds():
+    from llmrec.eval.popularity import by_popularity, popularity_groups
+
+    pop = np.array([0, 30, 20, 10, 10, 10, 5, 5, 5, 5], dtype=float)  # 100 interactions
+    # cumulative shares by rank: .30 .50 .60 .70 .80 .85 .90 .95 1.0
+    assert popularity_groups(pop).tolist() == [2, 0, 1, 1, 2, 2, 2, 2, 2, 2]
+    per_user = {"hr@1": np.array([1.0, 0.0, 1.0, 1.0])}
+    out = by_popularity(per_user, np.array([1, 2, 3, 9]), pop)
+    assert out["head"] == {"users": 1, "hr@1": 1.0} and out["mid"] == {"users": 2, "hr@1": 0.5}
+    assert out["tail"] == {"users": 1, "hr@1": 1.0}

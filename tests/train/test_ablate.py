@@ -79,7 +79,8 @@ def test_named_variants_labelled_backbones_and_a_baseline(tiny_cfg, tmp_path):
     small = {"hidden": 16, "n_layers": 1, "inner": 32, "dropout": 0.1}
     values = {"data": {**vars(tiny_cfg)},
               "backbones": {"sasrec": small, "wide": {"name": "sasrec", **small, "inner": 64}},
-              "seeds": [0], "baseline": "sasrec", "metrics": ["hr@5", "ndcg@5"],
+              "seeds": [0], "baseline": "sasrec", "metrics": ["hr@5", "ndcg@5", "pop10_share@5"],
+              "by_popularity": ["hr@5"],
               "variants": {"base": {}, "drop": {"backbone.dropout": 0.3, "train.lr": 0.002}},
               "train": {"epochs": 1, "batch_size": 8, "metric": "ndcg@5"}, "eval": {"ks": [5, 20]}}
     path = tmp_path / "ab.yaml"
@@ -96,6 +97,11 @@ def test_named_variants_labelled_backbones_and_a_baseline(tiny_cfg, tmp_path):
     assert report["differences"][3]["hr@5"]["mean_diff"] == pytest.approx((per["wide"] - per["sasrec"]).mean())
     text = (tmp_path / "out" / "results.md").read_text()
     assert "| wide / drop |" in text and "drop: backbone.dropout=0.3, train.lr=0.002" in text and "recall" not in text
+    res = json.loads((tmp_path / "out" / "wide" / "drop" / "seed0" / "results.json").read_text())
+    row = next(r for r in report["rows"] if (r["backbone"], r["variant"]) == ("wide", "drop"))
+    assert row["by_popularity"]["tail"]["hr@5"] == pytest.approx(res["by_popularity"]["tail"]["hr@5"])
+    assert sum(g["users"] for g in row["by_popularity"].values()) == report["n_test_users"]
+    assert "| hr@5 head | hr@5 mid | hr@5 tail |" in text.replace("model | ", "")
 
     # a finished cell is reused only under the same config
     values["variants"]["drop"]["train.lr"] = 0.003
