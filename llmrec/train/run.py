@@ -110,6 +110,7 @@ def run(cfg: RunConfig, data: Prepared | None = None) -> dict[str, Any]:
     label = "sampled" if cfg.eval.mode == "sampled" else "full ranking"
     out = {
         "dataset": data.name, "backbone": cfg.backbone["name"],
+        "plugins": sorted(cfg.backbone.get("plugins") or {}),
         "protocol": f"{data.meta['split_protocol']}; {label}, history masked",
         "derived": data.meta.get("derived", []),
         "users": data.n_users, "items": data.n_items, "train_windows": len(train),
@@ -127,7 +128,8 @@ def run(cfg: RunConfig, data: Prepared | None = None) -> dict[str, Any]:
         np.savez(outdir / "test_per_user.npz", users=result.users, **result.per_user)
         if scene:
             np.savez(outdir / "test_next_scene.npz", users=scene["users"], **scene["hits"])
-        title = (f"### {cfg.backbone['name']} on {data.name} — test, {label} "
+        shown = " + ".join([cfg.backbone["name"], *sorted(cfg.backbone.get("plugins") or {})])
+        title = (f"### {shown} on {data.name} — test, {label} "
                  f"(best epoch {summary['best_epoch']}, stopped by {summary['stopped_by']})")
         if out["derived"]:
             title += "\n\nDerived signals: " + "; ".join(out["derived"])
