@@ -13,7 +13,8 @@ on in. As built here:
    items / scenes (the same loss family as SASRec here; the paper uses BCE). The next scene is
    never an input at evaluation: the user vector is z_V at the last position.
 4. Conditional Contrastive Regularisation (CCR): two augmented views of each history (each real
-   step except the last dropped, in both sequences alike, with probability ``ccr_ratio``);
+   step except the last dropped, in both sequences alike, with probability ``ccr_ratio``; for
+   ``ccr_rows`` random sequences of the batch, to bound the cost);
    InfoNCE between their representations (z_V at the last position), the positive being the
    other view of the same history. The paper's "learned conditional weights from similarity
    scores" are vague; we weight each negative by ``(B - 1) softmax_j(beta * s_ij)`` of the
@@ -76,6 +77,9 @@ class DSPnetConfig:
     """Hardness of the negative weights (0 = uniform, plain InfoNCE)."""
     ccr_temperature: float = 0.5
     """tau of the CCR InfoNCE on cosine similarities."""
+    ccr_rows: int = 32
+    """CCR views are built for at most this many sequences of each batch (random; 0 = all): the
+    views cost two more passes of both encoders, so this bounds the regulariser's price."""
     adv_weight: float = 0.01
     """Weight of the encoder's adversarial prior term (0 = no discriminator)."""
     disc_hidden: int = 64
@@ -230,6 +234,9 @@ class DSPnet(Backbone):
 
     def ccr_loss(self, items: torch.Tensor, scenes: torch.Tensor) -> torch.Tensor:
         c = self.config
+        if 0 < c.ccr_rows < items.size(0):
+            rows = torch.randperm(items.size(0), device=items.device)[:c.ccr_rows]
+            items, scenes = items[rows], scenes[rows]
         views = [self.augment(items, scenes) for _ in range(2)]
         z, _ = self.sequences(torch.cat([v[0] for v in views]), torch.cat([v[1] for v in views]))
         a, b = F.normalize(z[:, -1], dim=-1).chunk(2)

@@ -235,3 +235,16 @@ def test_dspnet_trains_on_movielens_with_derived_scenes(tmp_path):
     assert ns["n"] > 900 and ns["accuracy"] > ns["majority"] - 0.05  # learned scene head, not noise
     record = json.loads((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()[-1])
     assert {"loss_scene", "loss_ccr", "loss_adv", "loss_disc"} <= set(record)
+
+
+def test_ccr_views_cover_at_most_ccr_rows_sequences():
+    model = tiny_dspnet(ccr_rows=2, adv_weight=0.0)
+    sizes = []
+    original = model.sequences
+    model.sequences = lambda items, scenes: sizes.append(items.size(0)) or original(items, scenes)
+    model.loss(tiny_batch())  # batch of 4: the main pass, then both views of 2 rows in one pass
+    assert sizes == [4, 4]
+    sizes.clear()
+    model.config.ccr_rows = 0  # all rows
+    model.loss(tiny_batch())
+    assert sizes == [4, 8]
