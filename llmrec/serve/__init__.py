@@ -1,0 +1,1 @@
+"""Serving: LLM-free recommendations over HTTP (``llmrec serve``)."""
