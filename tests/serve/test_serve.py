@@ -13,6 +13,7 @@ from llmrec.config import RunConfig, from_dict
 from llmrec.serve.app import create_app
 from llmrec.serve.recommender import Recommender
 from llmrec.train.run import run
+from tests.conftest import needs_ml100k
 from tests.train.test_distributed import free_port
 
 
@@ -118,3 +119,20 @@ def test_serve_cli_refuses_open_binds_without_a_key(sasrec_run, capsys):
 
     assert cli(["serve", str(sasrec_run), "--host", "0.0.0.0"]) != 0
     assert "not loopback" in capsys.readouterr().err
+
+
+@needs_ml100k
+@pytest.mark.slow
+def test_serves_a_movielens_model(tmp_path):
+    cfg = from_dict(RunConfig, {"data": {"source": "ml-100k", "cache_dir": str(tmp_path / "c")},
+                                "backbone": {"name": "sasrec", "hidden": 32, "n_layers": 1},
+                                "train": {"epochs": 1, "out_dir": str(tmp_path / "r"), "progress": False}})
+    run(cfg)
+    rec = Recommender.from_run(tmp_path / "r")
+    with Server(create_app(rec)) as client:
+        items = client.post("/v1/recommend", json={"user_id": "196", "k": 10}).json()["items"]
+        seen = {rec.item_vocab[i] for i in rec.seen[rec.user_index["196"]]}
+        assert len(items) == 10 and not {x["item_id"] for x in items} & seen
+        cold = client.post("/v1/recommend", json={"user_id": "someone-new", "k": 5,
+                                                   "interactions": ["242", "302", "377"]})
+        assert cold.status_code == 200 and len(cold.json()["items"]) == 5
