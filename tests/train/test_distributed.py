@@ -65,18 +65,23 @@ def test_two_process_gloo_matches_single_process(tmp_path, launcher):
     assert not torch.equal(ref["params"]["item_emb.weight"], ref["initial"]["item_emb.weight"])
 
 
-def test_two_process_gloo_with_the_semantic_adapter_stays_in_sync(tmp_path):
-    """The adapter's heads and the backbone train under DDP; both ranks end identical. (In-batch
-    negatives differ per shard, so no equality with one process is expected.)"""
+def two_ranks(tmp_path, mode: str):
+    """Run the worker in ``mode`` under torchrun with 2 processes; the two ranks' dumps."""
     data = write_atomic_dataset(tmp_path / "d", n_users=12, per_user=10)
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     env["OMP_NUM_THREADS"] = "1"
     out = tmp_path / "multi"
     out.mkdir()
-    cmd = LAUNCHERS["torchrun"](free_port()) + [str(WORKER), str(data), str(out), "semantic"]
+    cmd = LAUNCHERS["torchrun"](free_port()) + [str(WORKER), str(data), str(out), mode]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    r0, r1 = torch.load(out / "rank0-of-2.pt"), torch.load(out / "rank1-of-2.pt")
+    return torch.load(out / "rank0-of-2.pt"), torch.load(out / "rank1-of-2.pt")
+
+
+def test_two_process_gloo_with_the_semantic_adapter_stays_in_sync(tmp_path):
+    """The adapter's heads and the backbone train under DDP; both ranks end identical. (In-batch
+    negatives differ per shard, so no equality with one process is expected.)"""
+    r0, r1 = two_ranks(tmp_path, "semantic")
     assert r0["heads"] and set(r0["heads"]) == set(r1["heads"])
     for part in ("params", "heads"):
         for k, v in r0[part].items():
@@ -87,15 +92,7 @@ def test_two_process_gloo_with_the_semantic_adapter_stays_in_sync(tmp_path):
 def test_two_process_gloo_with_an_adversary_stays_in_sync(tmp_path):
     """DSPnet's discriminator steps outside DDP with hand-averaged gradients: both ranks end with
     identical weights, discriminator included, and the discriminator did train."""
-    data = write_atomic_dataset(tmp_path / "d", n_users=12, per_user=10)
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    env["OMP_NUM_THREADS"] = "1"
-    out = tmp_path / "multi"
-    out.mkdir()
-    cmd = LAUNCHERS["torchrun"](free_port()) + [str(WORKER), str(data), str(out), "dspnet"]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    r0, r1 = torch.load(out / "rank0-of-2.pt"), torch.load(out / "rank1-of-2.pt")
+    r0, r1 = two_ranks(tmp_path, "dspnet")
     disc = [k for k in r0["params"] if k.startswith("discriminator.")]
     assert disc
     for k, v in r0["params"].items():
