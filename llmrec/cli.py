@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "explain": ("llmrec.commands.explain", "explain recommendations with a trained stage-2 run (one pair or a file)"),
     "interests": ("llmrec.commands.interests", "ESIM: cluster users, extract semantic interests of representatives, propagate"),
     "compare-llms": ("llmrec.commands.compare_llms", "train stage 2 on several LLMs and compare them side by side"),
-    "serve": ("llmrec.commands.serve", "serve LLM-free recommendations of a trained run over HTTP (FastAPI)"),
+    "serve": ("llmrec.commands.serve", "serve recommendations (no LLM) and explanations over HTTP (FastAPI)"),
     "report": ("llmrec.commands.report", "a Markdown report with tables and PNG plots for a run or ablation folder"),
 }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -80,9 +81,13 @@ class Aligner(nn.Module):
         if self.source is None:
             return None, None
         dev = self.device
+        self.source.to(dev)
+        if "user_codes" in rows and isinstance(self.source, BehaviourTokens):  # serving: codes given
+            codes = [torch.tensor(np.stack(rows[c].to_numpy()), dtype=torch.long, device=dev)
+                     for c in ("user_codes", "item_codes")]
+            return self.source.from_codes(*codes)
         users = torch.tensor(rows["user"].to_numpy(), dtype=torch.long)
         items = torch.tensor(rows["item"].to_numpy(), dtype=torch.long)
-        self.source.to(dev)
         return self.source(users.to(dev), items.to(dev))
 
     def requests(self, rows: pd.DataFrame) -> tuple[list[list[dict]], torch.Tensor | None]:

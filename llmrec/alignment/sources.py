@@ -51,6 +51,7 @@ class BehaviourTokens(nn.Module):
             raise ConfigError("model.use_macro / use_micro: no behaviour token left (the stage-1 run has "
                               f"{names})")
         self.names = [names[j] for j in keep]
+        self.keep = keep
         for side in ("user", "item"):
             codes = torch.as_tensor(np.asarray(tokenizer.codes(side))[:, keep], dtype=torch.long)
             self.register_buffer(f"{side}_codes", codes, persistent=False)
@@ -72,13 +73,23 @@ class BehaviourTokens(nn.Module):
 
     def codewords(self, side: str, ids: torch.Tensor) -> torch.Tensor:
         """(B,) dense ids -> (B, T, C) codewords."""
-        codes = getattr(self, f"{side}_codes")[ids]  # (B, T)
+        return self._lookup(side, getattr(self, f"{side}_codes")[ids])
+
+    def _lookup(self, side: str, codes: torch.Tensor) -> torch.Tensor:
+        """(B, T) codes at the kept positions -> (B, T, C) codewords."""
         macro, micro = getattr(self, f"{side}_macro"), getattr(self, f"{side}_micro")
         cols = [(macro if m else micro)[codes[:, j]] for j, m in enumerate(self.is_macro)]
         return torch.stack(cols, 1)
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.proj(self.codewords("user", users)), self.proj(self.codewords("item", items))
+
+    def from_codes(self, user_codes: torch.Tensor, item_codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Soft tokens from (B, T_all) stage-1 codes at every token position (serving: a cold-start
+        entity has codes from the tokenizer's assignment path but no row in the code tables)."""
+        keep = torch.as_tensor(self.keep, device=user_codes.device)
+        return (self.proj(self._lookup("user", user_codes[:, keep])),
+                self.proj(self._lookup("item", item_codes[:, keep])))
 
 
 class IdTokens(nn.Module):
