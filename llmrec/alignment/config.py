@@ -38,6 +38,12 @@ class AlignModelConfig:
     scale_init: bool = True
     """Scale the projector's last layer at init so projected tokens vary as much as the LLM's own
     input embeddings (LSUV-style); False = PyTorch's default init (tokens start tiny and alike)."""
+    anchor_tokens: bool = False
+    """beat only, not in the paper: add a learned vector per token position (initialised from
+    random rows of the LLM's vocabulary embeddings, as the constant control's tokens) to each
+    projected token, with the projected part starting at half the embeddings' spread. The soft
+    tokens then start as vectors the frozen LLM reads like words, and the behaviour signal is a
+    residual on them. An attempt at the echo collapse of BEAT on SmolLM2 (README)."""
     n_constant: int = 12
     """Soft tokens of the constant control (half in the user slot, half in the item slot)."""
     lora_rank: int = 0

@@ -27,8 +27,10 @@ def build_source(cfg: AlignModelConfig, backend: Any, tokenizer: Any, *, seed: i
     hidden = backend.hidden_size
     source: Any = None
     if cfg.variant == "beat":
+        anchors = (backend.embed_tokens(torch.arange(len(backend.tokenizer))).detach()
+                   if cfg.anchor_tokens else None)
         source = BehaviourTokens(tokenizer, hidden, use_macro=cfg.use_macro, use_micro=cfg.use_micro,
-                                 train_codebooks=cfg.train_codebooks)
+                                 train_codebooks=cfg.train_codebooks, anchor_vocab=anchors, seed=seed)
     elif cfg.variant == "per_id":
         users, items = tokenizer.graph()
         source = IdTokens(users, items, hidden)
@@ -151,3 +153,5 @@ class Aligner(nn.Module):
 def check_variant(cfg: AlignModelConfig, tokenizer: Any) -> None:
     if cfg.variant in ("beat", "per_id") and tokenizer is None:
         raise ConfigError(f"variant {cfg.variant!r} needs model.tokenizer_run (a stage-1 run folder)")
+    if cfg.anchor_tokens and cfg.variant != "beat":
+        raise ConfigError(f"model.anchor_tokens applies to the beat variant only, not {cfg.variant!r}")

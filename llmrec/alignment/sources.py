@@ -43,7 +43,7 @@ class BehaviourTokens(nn.Module):
     projected. ``use_macro`` / ``use_micro`` drop token positions for the ablations."""
 
     def __init__(self, tokenizer, hidden: int, *, use_macro: bool = True, use_micro: bool = True,
-                 train_codebooks: bool = False):
+                 train_codebooks: bool = False, anchor_vocab: torch.Tensor | None = None, seed: int = 0):
         super().__init__()
         names = tokenizer.token_names()
         keep = [j for j, n in enumerate(names) if (use_macro if n == "macro" else use_micro)]
@@ -64,12 +64,23 @@ class BehaviourTokens(nn.Module):
                     self.register_buffer(f"{side}_{level}", book, persistent=False)
         self.is_macro = [n == "macro" for n in self.names]
         self.proj = Projector(int(tokenizer.arrays["codebook_user_macro"].shape[1]), hidden)
+        self.anchor = None  # model.anchor_tokens: (2, T, H) user then item positions
+        if anchor_vocab is not None:
+            g = torch.Generator().manual_seed(seed)
+            rows = torch.randperm(anchor_vocab.size(0), generator=g)[:2 * len(keep)]
+            self.anchor = nn.Parameter(anchor_vocab[rows].float().clone().view(2, len(keep), -1))
 
     def init_scale(self, target_std: float, n: int = 4096) -> None:
         ids = {side: torch.randperm(len(getattr(self, f"{side}_codes")))[:n] for side in ("user", "item")}
         with torch.no_grad():
             sample = torch.cat([self.codewords(side, ids[side]).flatten(0, 1) for side in ids])
-        self.proj.match_scale(sample, target_std)
+        self.proj.match_scale(sample, target_std * (0.5 if self.anchor is not None else 1.0))
+
+    def _project(self, user_words: torch.Tensor, item_words: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        u, i = self.proj(user_words), self.proj(item_words)
+        if self.anchor is not None:
+            u, i = u + self.anchor[0].to(u.dtype), i + self.anchor[1].to(i.dtype)
+        return u, i
 
     def codewords(self, side: str, ids: torch.Tensor) -> torch.Tensor:
         """(B,) dense ids -> (B, T, C) codewords."""
@@ -82,14 +93,13 @@ class BehaviourTokens(nn.Module):
         return torch.stack(cols, 1)
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.proj(self.codewords("user", users)), self.proj(self.codewords("item", items))
+        return self._project(self.codewords("user", users), self.codewords("item", items))
 
     def from_codes(self, user_codes: torch.Tensor, item_codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Soft tokens from (B, T_all) stage-1 codes at every token position (serving: a cold-start
         entity has codes from the tokenizer's assignment path but no row in the code tables)."""
         keep = torch.as_tensor(self.keep, device=user_codes.device)
-        return (self.proj(self._lookup("user", user_codes[:, keep])),
-                self.proj(self._lookup("item", item_codes[:, keep])))
+        return self._project(self._lookup("user", user_codes[:, keep]), self._lookup("item", item_codes[:, keep]))
 
 
 class IdTokens(nn.Module):

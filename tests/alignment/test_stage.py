@@ -37,6 +37,22 @@ def test_no_token_left_is_a_config_error(stage1, tmp_path):
         setup(align_cfg(stage1, tmp_path, use_macro=False, use_micro=False), backend=tiny_backend())
 
 
+def test_anchor_tokens_start_from_vocabulary_rows(stage1, tmp_path):
+    backend = tiny_backend()
+    s = setup(align_cfg(stage1, tmp_path, anchor_tokens=True), backend=backend)
+    src = s.aligner.source
+    vocab = backend.embed_tokens(torch.arange(len(backend.tokenizer))).detach()
+    assert src.anchor.shape == (2, 3, 32)
+    for row in src.anchor.detach().reshape(-1, 32):  # each anchor is some word's input embedding
+        assert torch.isclose(vocab, row).all(1).any()
+    rows = sample(s.pairs, "train", 4, 0)
+    u, _ = s.aligner.soft_blocks(rows)
+    plain = src.proj(src.codewords("user", torch.as_tensor(rows["user"].to_numpy())))
+    torch.testing.assert_close(u, plain + src.anchor[0])
+    with pytest.raises(ConfigError, match="anchor_tokens applies to the beat variant only"):
+        setup(align_cfg(stage1, tmp_path / "x", variant="per_id", anchor_tokens=True), backend=tiny_backend())
+
+
 def test_nll_covers_reference_tokens_only(stage1, tmp_path):
     s = setup(align_cfg(stage1, tmp_path, sar=False), backend=tiny_backend())
     rows = sample(s.pairs, "train", 4, 0)
@@ -160,7 +176,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("extra,trained", [({"lora_rank": 2}, "lora"),
-                                           ({"train_codebooks": True}, "source.user_micro")])
+                                           ({"train_codebooks": True}, "source.user_micro"),
+                                           ({"anchor_tokens": True}, "source.anchor")])
 def test_optional_trainable_parts(stage1, tmp_path, extra, trained):
     s = setup(align_cfg(stage1, tmp_path, **extra), backend=tiny_backend())
     before = s.aligner.trainable_state()
