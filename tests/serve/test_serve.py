@@ -136,3 +136,19 @@ def test_serves_a_movielens_model(tmp_path):
         cold = client.post("/v1/recommend", json={"user_id": "someone-new", "k": 5,
                                                    "interactions": ["242", "302", "377"]})
         assert cold.status_code == 200 and len(cold.json()["items"]) == 5
+
+
+def test_a_slow_client_does_not_block_others(sasrec_run):
+    import socket
+
+    rec = Recommender.from_run(sasrec_run)
+    user = next(iter(rec.user_index))
+    with Server(create_app(rec)) as client:
+        slow = socket.create_connection(("127.0.0.1", int(str(client.base_url).rsplit(":", 1)[1])))
+        try:  # headers promise 200 bytes; only a few arrive, and the connection stays open
+            slow.sendall(b"POST /v1/recommend HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                         b"content-length: 200\r\n\r\n{\"user_id\":")
+            r = client.post("/v1/recommend", json={"user_id": user, "k": 3}, timeout=10)  # blocked: ReadTimeout
+            assert r.status_code == 200 and len(r.json()["items"]) == 3
+        finally:
+            slow.close()
