@@ -176,17 +176,26 @@ def read_run(folder: Path) -> dict[str, Any]:
             "next_scene": res.get("next_scene"), "next_scene_hits": scene_hits,
             "by_popularity": res.get("by_popularity"),
             "epoch_seconds_median": statistics.median(r["epoch_seconds"] for r in epochs),
-            "users": per["users"], "per_user": {k: per[k] for k in per.files if k != "users"}}
+            "users": per["users"], "per_user": {k: per[k] for k in per.files if k not in ("users", "popularity_group")},
+            "popularity_group": per["popularity_group"] if "popularity_group" in per.files else None}
 
 
-def _difference(ab, label: str, ref: dict[str, np.ndarray], other: dict[str, np.ndarray], **keys) -> dict[str, Any]:
+def _difference(ab, label: str, ref: dict[str, np.ndarray], other: dict[str, np.ndarray], *,
+                group: np.ndarray | None = None, **keys) -> dict[str, Any]:
+    """Paired bootstraps over users of ``other - ref``; with ``group`` (popularity group of each
+    user's held-out item), also within each group for the ``by_popularity`` metrics."""
     from llmrec.eval.bootstrap import paired_bootstrap
+    from llmrec.eval.popularity import GROUPS
 
     d = {"label": label, **keys}
     for m in ab["metrics"]:
         boot = paired_bootstrap(ref[m], other[m])
         base = float(ref[m].mean())
         d[m] = {**boot, "relative": boot["mean_diff"] / base if base else float("nan")}
+    if group is not None and ab.get("by_popularity"):
+        d["by_popularity"] = {name: {m: paired_bootstrap(ref[m][group == g], other[m][group == g])
+                                     for m in ab["by_popularity"]}
+                              for g, name in enumerate(GROUPS) if (group == g).any()}
     return d
 
 
@@ -206,7 +215,7 @@ def summarise(ab: dict[str, Any], cells: dict[str, dict[str, Any]]) -> dict[str,
     metrics, ref = ab["metrics"], reference_variant(ab)
     rows, diffs = [], []
     mean_user: dict[tuple[str, str], dict[str, np.ndarray]] = {}
-    users = None
+    users, group = None, None
     for backbone in ab["backbones"]:
         for variant in ab["variants"]:
             runs = [cells[f"{backbone}/{variant}/seed{s}"] for s in ab["seeds"]]
@@ -232,12 +241,16 @@ def summarise(ab: dict[str, Any], cells: dict[str, dict[str, Any]]) -> dict[str,
                                                for m in ab["by_popularity"]}}
                                         for g in runs[0]["by_popularity"]}
             rows.append(row)
-            mean_user[backbone, variant] = {m: np.mean([r["per_user"][m] for r in runs], axis=0) for m in metrics}
+            wanted = set(metrics) | set(ab.get("by_popularity") or [])
+            mean_user[backbone, variant] = {m: np.mean([r["per_user"][m] for r in runs], axis=0) for m in wanted}
+            if all(r.get("popularity_group") is not None for r in runs):
+                group = runs[0]["popularity_group"]
     for backbone in ab["backbones"]:
         for variant in ab["variants"]:
             if variant != ref:
                 diffs.append(_difference(ab, f"{backbone}: {variant} − {ref}", mean_user[backbone, ref],
-                                         mean_user[backbone, variant], backbone=backbone, variant=variant, vs=ref))
+                                         mean_user[backbone, variant], group=group, backbone=backbone,
+                                         variant=variant, vs=ref))
     if ab.get("baseline"):
         base = ab["baseline"]
         for variant in ab["variants"]:
@@ -245,7 +258,7 @@ def summarise(ab: dict[str, Any], cells: dict[str, dict[str, Any]]) -> dict[str,
                 if backbone != base:
                     label = f"{backbone} − {base}" + (f" ({variant})" if len(ab["variants"]) > 1 else "")
                     diffs.append(_difference(ab, label, mean_user[base, variant], mean_user[backbone, variant],
-                                             backbone=backbone, variant=variant, vs=base))
+                                             group=group, backbone=backbone, variant=variant, vs=base))
     return {"rows": rows, "differences": diffs, "seeds": ab["seeds"], "variants": ab["variants"],
             "backbones": list(ab["backbones"]), "baseline": ab.get("baseline"), "metrics": metrics,
             "config": ab["base"], "custom_variants": ab.get("custom") or None,
@@ -302,6 +315,17 @@ def markdown(report: dict[str, Any]) -> str:
         for d in report["differences"]:
             cells = [f"{d[m]['mean_diff']:+.4f} [{d[m]['ci_low']:+.4f}, {d[m]['ci_high']:+.4f}] "
                      f"({d[m]['relative']:+.1%})" for m in metrics]
+            lines.append(f"| {d['label']} | " + " | ".join(cells) + " |")
+    grouped_diffs = [d for d in report["differences"] if d.get("by_popularity")]
+    if grouped_diffs:
+        groups = list(grouped_diffs[0]["by_popularity"])
+        cols = [(m, g) for m in report["by_popularity_metrics"] for g in groups]
+        lines += ["", "The same differences within each popularity group of the held-out item (paired over that "
+                  "group's users, 95% interval).", "",
+                  "| difference | " + " | ".join(f"{m} {g}" for m, g in cols) + " |", "|---|" + "---|" * len(cols)]
+        for d in grouped_diffs:
+            cells = [f"{b['mean_diff']:+.4f} [{b['ci_low']:+.4f}, {b['ci_high']:+.4f}]"
+                     for b in (d["by_popularity"][g][m] for m, g in cols)]
             lines.append(f"| {d['label']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

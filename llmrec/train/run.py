@@ -101,12 +101,13 @@ def run(cfg: RunConfig, data: Prepared | None = None) -> dict[str, Any]:
     from llmrec.eval.scene import next_scene_accuracy
 
     scene = next_scene_accuracy(model, test, batch_size=cfg.eval.batch_size, device=trainer.device)
-    from llmrec.eval.popularity import by_popularity
+    from llmrec.eval.popularity import by_popularity, popularity_groups
 
-    groups = None
+    groups, user_group = None, {}
     if cfg.eval.mode == "full" and len(test):
         first_target = test.targets[1][test.targets[0][:-1]]
         groups = by_popularity(result.per_user, first_target, popularity)
+        user_group = {"popularity_group": popularity_groups(popularity)[first_target]}  # per test user
     label = "sampled" if cfg.eval.mode == "sampled" else "full ranking"
     out = {
         "dataset": data.name, "backbone": cfg.backbone["name"],
@@ -125,7 +126,7 @@ def run(cfg: RunConfig, data: Prepared | None = None) -> dict[str, Any]:
         outdir = Path(cfg.train.out_dir)
         outdir.mkdir(parents=True, exist_ok=True)
         write_text(outdir / "results.json", json.dumps(out, indent=1))
-        np.savez(outdir / "test_per_user.npz", users=result.users, **result.per_user)
+        np.savez(outdir / "test_per_user.npz", users=result.users, **result.per_user, **user_group)
         if scene:
             np.savez(outdir / "test_next_scene.npz", users=scene["users"], **scene["hits"])
         shown = " + ".join([cfg.backbone["name"], *sorted(cfg.backbone.get("plugins") or {})])

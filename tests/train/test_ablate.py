@@ -102,6 +102,15 @@ def test_named_variants_labelled_backbones_and_a_baseline(tiny_cfg, tmp_path):
     assert row["by_popularity"]["tail"]["hr@5"] == pytest.approx(res["by_popularity"]["tail"]["hr@5"])
     assert sum(g["users"] for g in row["by_popularity"].values()) == report["n_test_users"]
     assert "| hr@5 head | hr@5 mid | hr@5 tail |" in text.replace("model | ", "")
+    # the same differences within each popularity group of the held-out item, paired over its users
+    npz = np.load(tmp_path / "out" / "wide" / "drop" / "seed0" / "test_per_user.npz")
+    group = npz["popularity_group"]
+    assert group.shape == per["wide"].shape and set(group.tolist()) <= {0, 1, 2}
+    assert (group == 2).sum() == row["by_popularity"]["tail"]["users"]
+    tail = report["differences"][3]["by_popularity"]["tail"]["hr@5"]
+    assert tail["mean_diff"] == pytest.approx((per["wide"] - per["sasrec"])[group == 2].mean())
+    present = list(report["differences"][3]["by_popularity"])  # groups with test users in this tiny data
+    assert "| difference | " + " | ".join(f"hr@5 {g}" for g in present) + " |" in text
 
     # a finished cell is reused only under the same config
     values["variants"]["drop"]["train.lr"] = 0.003
