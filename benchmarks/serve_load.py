@@ -49,7 +49,9 @@ def start_server(args, batching: bool) -> tuple[subprocess.Popen, str]:
     if not batching:
         cmd.append("--no-batching")
     log = open(HERE / "results" / "work" / f"serve_load_{'on' if batching else 'off'}.log", "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TQDM_DISABLE": "1"})
+    # own session: the whole process group (vLLM's engine processes too) is stopped at the end
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TQDM_DISABLE": "1"},
+                            start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 600
     while time.time() < deadline:
@@ -63,6 +65,22 @@ def start_server(args, batching: bool) -> tuple[subprocess.Popen, str]:
         time.sleep(0.5)
     proc.kill()
     raise TimeoutError("server did not start in 600 s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM to the server (graceful: it shuts its LLM engine down), then SIGKILL to its whole
+    process group in case anything outlived it."""
+    import signal
+
+    proc.terminate()
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 async def phase(url: str, pairs: list[tuple[str, str]], args) -> dict:
@@ -142,8 +160,7 @@ def main() -> None:
         models = httpx.get(servers["on"][1] + "/v1/models", timeout=10).json()["explainer"]
     finally:
         for proc, _ in servers.values():
-            proc.terminate()
-            proc.wait(timeout=30)
+            stop(proc)
 
     rows = {}
     for mode, phases in runs.items():

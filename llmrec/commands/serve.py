@@ -58,5 +58,9 @@ def main(args: argparse.Namespace) -> int:
     logging.getLogger("llmrec.serve").setLevel(logging.INFO)  # one line per formed batch
     app = create_app(rec, expl, api_key=api_key, max_body_bytes=args.max_body_bytes, max_batch=max_batch,
                      max_wait_ms=args.max_wait_ms, max_queue=args.max_queue)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    finally:
+        if expl is not None:
+            expl.close()
     return 0

@@ -36,10 +36,25 @@ def load_input_embeddings(folder: Path) -> torch.Tensor:
     raise LLMRecError(f"no input embedding matrix ({', '.join(EMBED_KEYS)}) found in {folder}")
 
 
+def bind_all_cpus() -> None:
+    """On CPU, vLLM keeps one core per worker for its scheduler process and binds the model's OpenMP
+    threads to the others; on a 2-core machine that leaves the model one core. This binds them to
+    every CPU this process may use (the scheduler then shares a core) unless the user already chose
+    (``VLLM_CPU_OMP_THREADS_BIND``). Set before the engine starts: its process reads it."""
+    import os
+
+    if "VLLM_CPU_OMP_THREADS_BIND" not in os.environ:
+        cpus = sorted(os.sched_getaffinity(0))
+        os.environ["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(map(str, cpus))
+
+
 class VLLMBackend:
     def __init__(self, model: str = "smollm2-135m", *, dtype: str = "auto", max_model_len: int = 2048,
                  gpu_memory_utilization: float | None = None, batch_size: int = 256, seed: int = 0,
-                 system: str | None = None, use_chat_template: bool | None = None, **engine_kwargs: Any):
+                 system: str | None = None, use_chat_template: bool | None = None, cpu_bind: str = "auto",
+                 **engine_kwargs: Any):
+        """``cpu_bind`` (CPU only): ``auto`` = vLLM's own binding (one core kept for the scheduler),
+        ``all`` = the model's threads on every allowed core (:func:`bind_all_cpus`)."""
         try:
             from vllm import LLM
         except ImportError:
@@ -56,6 +71,10 @@ class VLLMBackend:
             dtype = "bfloat16" if on_gpu else "float32"
         if gpu_memory_utilization is None:  # on CPU it is the share of RAM reserved for the KV cache
             gpu_memory_utilization = 0.85 if on_gpu else 0.2
+        if cpu_bind not in ("auto", "all"):
+            raise LLMRecError(f"cpu_bind must be 'auto' or 'all', not {cpu_bind!r}")
+        if cpu_bind == "all" and not on_gpu:
+            bind_all_cpus()
         self._tok = AutoTokenizer.from_pretrained(str(path))
         if self._tok.pad_token_id is None:
             self._tok.pad_token = self._tok.eos_token
@@ -110,6 +129,10 @@ class VLLMBackend:
                 text, _ = cut_at_stop(o.text, params.stop)
                 out.append(Generation(text, ids, "length" if o.finish_reason == "length" else "stop"))
         return out
+
+    def close(self) -> None:
+        """Stop the engine's processes (they outlive a parent that just exits)."""
+        self.llm.llm_engine.engine_core.shutdown()
 
     def loglik(self, contexts: Sequence[Request], targets: Sequence[str]) -> list[torch.Tensor]:
         raise LLMRecError("loglik is served by the HF backend (vLLM cannot score prompt_embeds tokens); "

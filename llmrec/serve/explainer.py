@@ -79,6 +79,12 @@ class Explainer:
             s.backend.batch_size = batch_size
         return cls(s, run_dir=run_dir)
 
+    def close(self) -> None:
+        """Release the LLM runtime's processes (vLLM), if it has any."""
+        close = getattr(self.s.backend, "close", None)
+        if close is not None:
+            close()
+
     # -- ids and cold start ------------------------------------------------------------------------
     def _codes(self, side: str, raw: str, interactions: list[str] | None, text: str | None
                ) -> tuple[int, list[int] | None, bool]:

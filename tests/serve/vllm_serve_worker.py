@@ -46,6 +46,7 @@ def main(run: str, folder: str, pairs_path: str, out: str) -> None:
     missing = httpx.post(f"http://127.0.0.1:{port}/v1/explain", json={"user_id": "ghost", "item_id": "1"})
     server.should_exit = True
     thread.join(timeout=30)
+    explainer.close()  # stop vLLM's engine processes
     json.dump({"answers": answers, "stats": stats, "missing": [missing.status_code, missing.json()],
                "backend": explainer.info["backend"]}, open(out, "w"))
 
