@@ -8,9 +8,10 @@ process of the same invocation. Prompts are BEAT-shaped: the explanation templat
 tokens (EOS ignored), greedy. Medians of ``--repeats`` runs. Writes results/llm_throughput.{json,md}.
 
     python benchmarks/llm_throughput.py [--batches 1 8 32 64 128] [--vllm-python .venv-vllm/bin/python]
-                                        [--vllm-dtypes float32 bfloat16]
+                                        [--vllm-configs float32:auto float32:all bfloat16:all]
 
-Each ``--vllm-dtypes`` entry is its own engine (one child process each, one after another).
+Each ``--vllm-configs`` entry (engine dtype : CPU thread binding, see ``VLLMBackend(cpu_bind=)``)
+is its own engine, one child process each, one after another.
 """
 
 from __future__ import annotations
@@ -88,17 +89,18 @@ def main() -> None:
     p.add_argument("--out", default=str(HERE / "results"))
     p.add_argument("--vllm-python", default=str(HERE.parent / ".venv-vllm" / "bin" / "python"),
                    help="python of the vLLM environment; the vLLM rows are skipped (and say so) without it")
-    p.add_argument("--vllm-dtypes", nargs="+", default=["float32"], choices=["float32", "bfloat16"],
-                   help="vLLM engine dtypes to measure (bfloat16 needs AVX512-BF16 or AMX on CPU)")
+    p.add_argument("--vllm-configs", nargs="+", default=["float32:auto"], metavar="DTYPE:BIND",
+                   help="vLLM engines to measure: dtype float32|bfloat16 (bfloat16 needs AVX512-BF16 or AMX "
+                        "on CPU) and CPU binding auto|all")
     p.add_argument("--child-vllm", help=argparse.SUPPRESS)  # internal: run the vLLM rows, write JSON here
     args = p.parse_args()
     if args.child_vllm:
         from llmrec.llm.vllm_backend import VLLMBackend
 
         t0 = time.perf_counter()
-        dtype = args.vllm_dtypes[0]
-        llm = VLLMBackend(args.model, max_model_len=1024, dtype=dtype)
-        res = measure(llm, "vLLM" + (f" {dtype}" if dtype != "float32" else ""), args, baseline=False)
+        dtype, _, bind = args.vllm_configs[0].partition(":")
+        llm = VLLMBackend(args.model, max_model_len=1024, dtype=dtype, cpu_bind=bind or "auto")
+        res = measure(llm, f"vLLM {dtype}, bind {bind or 'auto'}", args, baseline=False)
         res["load_seconds"] = time.perf_counter() - t0
         Path(args.child_vllm).write_text(json.dumps(res))
         return
@@ -112,22 +114,22 @@ def main() -> None:
         from llmrec.llm.catalog import resolve
 
         runs = []
-        for dtype in args.vllm_dtypes:
-            child = out / "work" / f"llm_throughput_vllm_{dtype}.json"
+        for conf in args.vllm_configs:
+            child = out / "work" / f"llm_throughput_vllm_{conf.replace(':', '_')}.json"
             child.parent.mkdir(parents=True, exist_ok=True)
             # the folder prepared by this environment (the vLLM one need not hold the weight packages)
             cmd = [args.vllm_python, __file__, "--child-vllm", str(child), "--model", str(resolve(args.model)),
                    "--batches", *map(str, args.batches), "--new-tokens", str(args.new_tokens),
-                   "--repeats", str(args.repeats), "--vllm-dtypes", dtype]
+                   "--repeats", str(args.repeats), "--vllm-configs", conf]
             done = subprocess.run(cmd, capture_output=True, text=True,
                                   env={**os.environ, "PYTHONPATH": str(HERE.parent)})
             if done.returncode != 0:
-                raise SystemExit(f"vLLM child ({dtype}) failed:\n{done.stderr[-4000:]}")
+                raise SystemExit(f"vLLM child ({conf}) failed:\n{done.stderr[-4000:]}")
             runs.append(json.loads(child.read_text()))
         vllm = {"rows": [r for run in runs for r in run["rows"]], "ttft": runs[0]["ttft"],
                 "load_seconds": runs[0]["load_seconds"],
-                "by_dtype": {d: {"ttft": r["ttft"], "load_seconds": r["load_seconds"]}
-                             for d, r in zip(args.vllm_dtypes, runs)}}
+                "by_config": {c: {"ttft": r["ttft"], "load_seconds": r["load_seconds"]}
+                              for c, r in zip(args.vllm_configs, runs)}}
     else:
         vllm_note = f"vLLM rows not measured: no vLLM environment at {args.vllm_python} (make vllm-env)."
     rows = hf["rows"] + (vllm["rows"] if vllm else [])
@@ -136,7 +138,7 @@ def main() -> None:
               "torch_threads": torch.get_num_threads(), "hf_time_to_first_token_s": hf["ttft"],
               "vllm_time_to_first_token_s": vllm["ttft"] if vllm else None,
               "vllm_load_seconds": vllm["load_seconds"] if vllm else None,
-              "vllm_by_dtype": vllm["by_dtype"] if vllm else None, "rows": rows, "note": vllm_note}
+              "vllm_by_config": vllm["by_config"] if vllm else None, "rows": rows, "note": vllm_note}
     (out / "llm_throughput.json").write_text(json.dumps(result, indent=1))
     md = ["| mode | batch | seconds (median) | tokens/s | vs HF one-at-a-time |", "|---|---|---|---|---|"]
     for r in rows:
