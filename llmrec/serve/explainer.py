@@ -86,12 +86,17 @@ class Explainer:
             close()
 
     # -- ids and cold start ------------------------------------------------------------------------
+    def _dense(self, side: str, raw: str) -> int | None:
+        """The stage-1 dense id of a raw id, None if unknown (item 0 is padding, not an item)."""
+        idx = self.tok.index[side].get(raw)
+        return None if idx is None or (side == "item" and idx == 0) else idx
+
     def _codes(self, side: str, raw: str, interactions: list[str] | None, text: str | None
                ) -> tuple[int, list[int] | None, bool]:
         """(dense id or 0, codes at every token position or None, cold-started?)."""
         tok = self.tok
-        idx = tok.index[side].get(raw)
-        if idx is not None and not (side == "item" and idx == 0):
+        idx = self._dense(side, raw)
+        if idx is not None:
             return idx, (tok.codes(side)[idx].tolist() if self.beat else None), False
         if not (interactions or text):
             raise UnknownId(side, [raw])
@@ -100,13 +105,13 @@ class Explainer:
                                f"{side} {raw!r} cannot be folded in from its evidence")
         if interactions:
             other = "item" if side == "user" else "user"
-            unknown = [r for r in interactions if tok.index[other].get(r, 0) == 0 and other == "item"
-                       or r not in tok.index[other]]
+            neighbours = [self._dense(other, r) for r in interactions]
+            unknown = [r for r, n in zip(interactions, neighbours) if n is None]
             if unknown:
                 raise UnknownId(other, unknown)
         try:
             if interactions:
-                codes = tok.assign_from_interactions(side, [tok.index[other][r] for r in interactions])["codes"]
+                codes = tok.assign_from_interactions(side, neighbours)["codes"]
             else:
                 codes = tok.assign_from_text(side, text)["codes"]
         except DataError as exc:  # e.g. a stage-1 run without intention phrases has no text path
