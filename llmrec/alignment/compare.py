@@ -87,7 +87,7 @@ def score_all(cfg: AlignRunConfig, out_dir: str | Path, *, tokenizer: Any = None
     variants = cfg.variants or DEFAULT_VARIANTS
     result: dict[str, Any] = {"splits": {}, "variants": variants, "sizes": _sizes(cfg), "scorer": cfg.eval.scorer,
                               "bert_model": cfg.eval.bert_model, "bleu_tokenizer": tm_tokenizer(),
-                              "llm": cfg.model.llm, "missing": []}
+                              "llm": cfg.model.llm, "reference": reference, "missing": []}
     for split, rows in eval_rows(cfg, pairs).items():
         phrases = report.phrases_for(rows, tokenizer)
         scores = {}

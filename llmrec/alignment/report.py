@@ -91,7 +91,8 @@ def markdown(result: dict, labels: dict[str, str]) -> str:
                          f"{c['distinct2']:.3f} | {c['grounded']:.3f} | {c['prompt_tokens']:.0f} | "
                          f"{c['segment_tokens']:.0f} | {c['ms']:.0f} |")
         if block.get("differences"):
-            lines += ["", f"BEAT minus each method on {split} (paired bootstrap 95% interval over pairs):", "",
+            ref = labels.get(result.get("reference", "beat"), result.get("reference", "beat"))
+            lines += ["", f"{ref} minus each method on {split} (paired bootstrap 95% interval over pairs):", "",
                       "| vs | BLEU-1 | BLEU-4 | ROUGE-L | BERTScore F1 | LM score | grounding |", "|---|" + "---|" * 6]
             for name, d in block["differences"].items():
                 cells = [_ci(d.get(k)) for k in ("bleu1", "bleu4", "rouge_l", "bert_f1", "lm_score", "grounded")]
@@ -118,10 +119,11 @@ def plot(result: dict, labels: dict[str, str], path: Path) -> None:
     for r, split in enumerate(splits):
         methods = result["splits"][split]["methods"]
         names = list(methods)
+        colours = ["tab:red" if n == result.get("reference", "beat") else "tab:gray" for n in names]
         for c, (key, title) in enumerate(metrics):
             ax = axes[r][c]
             vals = [methods[n][key] for n in names]
-            ax.barh(range(len(names)), vals, color=["tab:red" if n == "beat" else "tab:gray" for n in names])
+            ax.barh(range(len(names)), vals, color=colours)
             ax.set_yticks(range(len(names)), [labels.get(n, n) for n in names] if c == 0 else [""] * len(names),
                           fontsize=7)
             ax.invert_yaxis()

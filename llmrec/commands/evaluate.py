@@ -20,19 +20,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", help="explanations: comma-separated variant names to run now")
     parser.add_argument("--score-only", action="store_true", help="explanations: score what is generated")
     parser.add_argument("--backend", choices=["hf", "vllm"], default="hf", help="explanations: generation backend")
+    parser.add_argument("--reference", default="beat",
+                        help="explanations: the variant whose differences to every other one are reported")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="explanations: dotted config overrides")
 
 
 def explanations(args: argparse.Namespace) -> int:
-    from llmrec.alignment.compare import generate_all, score_all
+    from llmrec.alignment.compare import DEFAULT_VARIANTS, generate_all, score_all
     from llmrec.alignment.config import load_align_config
+    from llmrec.errors import ConfigError
 
     cfg = load_align_config(args.config, list(args.overrides))
     cfg.check()
+    names = list(cfg.variants or DEFAULT_VARIANTS)
+    if args.reference not in names:
+        raise ConfigError(f"--reference {args.reference!r} is not a variant of this sweep ({', '.join(names)})")
     out = args.out or "runs/explanations"
     if not args.score_only:
         generate_all(cfg, out, only=args.only.split(",") if args.only else None, backend_kind=args.backend)
-    result = score_all(cfg, out)
+    result = score_all(cfg, out, reference=args.reference)
     print((__import__("pathlib").Path(out) / "results.md").read_text())
     if result["missing"]:
         print(f"not yet generated (rerun to continue): {', '.join(result['missing'])}")

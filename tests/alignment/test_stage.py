@@ -159,6 +159,12 @@ def test_comparison_end_to_end(stage1, tmp_path):
     md = (tmp_path / "sweep" / "results.md").read_text()
     assert "(d) BEAT" in md and "paired bootstrap" in md
     assert (tmp_path / "sweep" / "results.png").stat().st_size > 1000
+    # another reference: differences are taken from it, same cached scores, named in the table
+    other = score_all(cfg, tmp_path / "sweep", scorer=backend, reference="constant")["splits"]["test"]
+    assert set(other["differences"]) == {"title", "beat", "beat_no_sar"}
+    flip = other["differences"]["beat"]["bleu1"]["mean_diff"]
+    assert flip == pytest.approx(-test["differences"]["constant"]["bleu1"]["mean_diff"])
+    assert "(a') 12 constant soft tokens minus each method" in (tmp_path / "sweep" / "results.md").read_text()
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
@@ -172,6 +178,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "no final.pt" in capsys.readouterr().err
     assert cli(["eval", "explanations", "model.variant=nope", "model.tokenizer_run=x"]) == 2
     assert "model.variant" in capsys.readouterr().err
+    assert cli(["eval", "explanations", "--reference", "nope", "model.tokenizer_run=x"]) == 2
+    assert "--reference 'nope' is not a variant" in capsys.readouterr().err
     assert cli(["compare-llms", "--models", "smollm2-135m", "--variants", "nope", "model.tokenizer_run=x"]) == 2
 
 
