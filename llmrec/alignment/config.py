@@ -44,6 +44,11 @@ class AlignModelConfig:
     projected token, with the projected part starting at half the embeddings' spread. The soft
     tokens then start as vectors the frozen LLM reads like words, and the behaviour signal is a
     residual on them. An attempt at the echo collapse of BEAT on SmolLM2 (README)."""
+    anchor_scale: float = 0.5
+    """With ``anchor_tokens``: the projected part's initial spread, as a fraction of the vocabulary
+    embeddings' spread. 0 = zero-initialised output layer (the zero-init residual of ControlNet and
+    LLaMA-Adapter): the tokens start exactly as the constant control's (same seed, same vocabulary
+    rows) and the behaviour signal grows from nothing during training. Applied by ``scale_init``."""
     n_constant: int = 12
     """Soft tokens of the constant control (half in the user slot, half in the item slot)."""
     lora_rank: int = 0

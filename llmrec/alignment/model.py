@@ -30,7 +30,8 @@ def build_source(cfg: AlignModelConfig, backend: Any, tokenizer: Any, *, seed: i
         anchors = (backend.embed_tokens(torch.arange(len(backend.tokenizer))).detach()
                    if cfg.anchor_tokens else None)
         source = BehaviourTokens(tokenizer, hidden, use_macro=cfg.use_macro, use_micro=cfg.use_micro,
-                                 train_codebooks=cfg.train_codebooks, anchor_vocab=anchors, seed=seed)
+                                 train_codebooks=cfg.train_codebooks, anchor_vocab=anchors, anchor_scale=cfg.anchor_scale,
+                                 seed=seed)
     elif cfg.variant == "per_id":
         users, items = tokenizer.graph()
         source = IdTokens(users, items, hidden)
@@ -155,3 +156,5 @@ def check_variant(cfg: AlignModelConfig, tokenizer: Any) -> None:
         raise ConfigError(f"variant {cfg.variant!r} needs model.tokenizer_run (a stage-1 run folder)")
     if cfg.anchor_tokens and cfg.variant != "beat":
         raise ConfigError(f"model.anchor_tokens applies to the beat variant only, not {cfg.variant!r}")
+    if not cfg.anchor_scale >= 0:
+        raise ConfigError(f"model.anchor_scale must be >= 0, got {cfg.anchor_scale}")

@@ -43,7 +43,8 @@ class BehaviourTokens(nn.Module):
     projected. ``use_macro`` / ``use_micro`` drop token positions for the ablations."""
 
     def __init__(self, tokenizer, hidden: int, *, use_macro: bool = True, use_micro: bool = True,
-                 train_codebooks: bool = False, anchor_vocab: torch.Tensor | None = None, seed: int = 0):
+                 train_codebooks: bool = False, anchor_vocab: torch.Tensor | None = None, anchor_scale: float = 0.5,
+                 seed: int = 0):
         super().__init__()
         names = tokenizer.token_names()
         keep = [j for j, n in enumerate(names) if (use_macro if n == "macro" else use_micro)]
@@ -65,6 +66,7 @@ class BehaviourTokens(nn.Module):
         self.is_macro = [n == "macro" for n in self.names]
         self.proj = Projector(int(tokenizer.arrays["codebook_user_macro"].shape[1]), hidden)
         self.anchor = None  # model.anchor_tokens: (2, T, H) user then item positions
+        self.anchor_scale = anchor_scale
         if anchor_vocab is not None:
             g = torch.Generator().manual_seed(seed)
             rows = torch.randperm(anchor_vocab.size(0), generator=g)[:2 * len(keep)]
@@ -74,7 +76,7 @@ class BehaviourTokens(nn.Module):
         ids = {side: torch.randperm(len(getattr(self, f"{side}_codes")))[:n] for side in ("user", "item")}
         with torch.no_grad():
             sample = torch.cat([self.codewords(side, ids[side]).flatten(0, 1) for side in ids])
-        self.proj.match_scale(sample, target_std * (0.5 if self.anchor is not None else 1.0))
+        self.proj.match_scale(sample, target_std * (self.anchor_scale if self.anchor is not None else 1.0))
 
     def _project(self, user_words: torch.Tensor, item_words: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         u, i = self.proj(user_words), self.proj(item_words)

@@ -53,6 +53,22 @@ def test_anchor_tokens_start_from_vocabulary_rows(stage1, tmp_path):
         setup(align_cfg(stage1, tmp_path / "x", variant="per_id", anchor_tokens=True), backend=tiny_backend())
 
 
+def test_zero_anchor_scale_starts_exactly_at_the_constant_control(stage1, tmp_path):
+    """anchor_scale=0: zero-initialised residual; the same seed draws the same vocabulary rows."""
+    beat = setup(align_cfg(stage1, tmp_path / "b", anchor_tokens=True, anchor_scale=0.0), backend=tiny_backend())
+    const = setup(align_cfg(stage1, tmp_path / "c", variant="constant", n_constant=6), backend=tiny_backend())
+    rows = sample(beat.pairs, "train", 4, 0)
+    for got, want in zip(beat.aligner.soft_blocks(rows), const.aligner.soft_blocks(rows)):
+        torch.testing.assert_close(got, want)
+    fit(beat)  # the residual then learns: pairs of different users no longer share tokens
+    u, _ = beat.aligner.soft_blocks(rows)
+    users = rows["user"].to_numpy()
+    a, b = next((x, y) for x in range(4) for y in range(4) if users[x] != users[y])
+    assert not torch.allclose(u[a], u[b])
+    with pytest.raises(ConfigError, match="anchor_scale must be >= 0"):
+        setup(align_cfg(stage1, tmp_path / "x", anchor_tokens=True, anchor_scale=-1.0), backend=tiny_backend())
+
+
 def test_nll_covers_reference_tokens_only(stage1, tmp_path):
     s = setup(align_cfg(stage1, tmp_path, sar=False), backend=tiny_backend())
     rows = sample(s.pairs, "train", 4, 0)
