@@ -30,8 +30,8 @@ def build_source(cfg: AlignModelConfig, backend: Any, tokenizer: Any, *, seed: i
         anchors = (backend.embed_tokens(torch.arange(len(backend.tokenizer))).detach()
                    if cfg.anchor_tokens else None)
         source = BehaviourTokens(tokenizer, hidden, use_macro=cfg.use_macro, use_micro=cfg.use_micro,
-                                 train_codebooks=cfg.train_codebooks, anchor_vocab=anchors, anchor_scale=cfg.anchor_scale,
-                                 seed=seed)
+                                 train_codebooks=cfg.train_codebooks, anchor_vocab=anchors,
+                                 anchor_scale=cfg.anchor_scale, seed=seed)
     elif cfg.variant == "per_id":
         users, items = tokenizer.graph()
         source = IdTokens(users, items, hidden)
