@@ -80,6 +80,8 @@ def compare(scores: dict[str, dict], reference: str = "beat", *, n_resamples: in
 
 def markdown(result: dict, labels: dict[str, str]) -> str:
     lines = []
+    reference = result.get("reference", "beat")
+    ref_label = labels.get(reference, reference)
     for split, block in result["splits"].items():
         lines += [f"### {split} ({block['n']} pairs)", "",
                   "| method | BLEU-1 | BLEU-4 | ROUGE-L | BERTScore F1 | LM score | distinct-1 | distinct-2 | "
@@ -91,8 +93,7 @@ def markdown(result: dict, labels: dict[str, str]) -> str:
                          f"{c['distinct2']:.3f} | {c['grounded']:.3f} | {c['prompt_tokens']:.0f} | "
                          f"{c['segment_tokens']:.0f} | {c['ms']:.0f} |")
         if block.get("differences"):
-            ref = labels.get(result.get("reference", "beat"), result.get("reference", "beat"))
-            lines += ["", f"{ref} minus each method on {split} (paired bootstrap 95% interval over pairs):", "",
+            lines += ["", f"{ref_label} minus each method on {split} (paired bootstrap 95% interval over pairs):", "",
                       "| vs | BLEU-1 | BLEU-4 | ROUGE-L | BERTScore F1 | LM score | grounding |", "|---|" + "---|" * 6]
             for name, d in block["differences"].items():
                 cells = [_ci(d.get(k)) for k in ("bleu1", "bleu4", "rouge_l", "bert_f1", "lm_score", "grounded")]
@@ -114,12 +115,13 @@ def plot(result: dict, labels: dict[str, str], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     splits = list(result["splits"])
+    reference = result.get("reference", "beat")
     metrics = [("bleu1", "BLEU-1"), ("bert_f1", "BERTScore F1"), ("rouge_l", "ROUGE-L"), ("grounded", "grounding")]
     fig, axes = plt.subplots(len(splits), len(metrics), figsize=(4 * len(metrics), 3.2 * len(splits)), squeeze=False)
     for r, split in enumerate(splits):
         methods = result["splits"][split]["methods"]
         names = list(methods)
-        colours = ["tab:red" if n == result.get("reference", "beat") else "tab:gray" for n in names]
+        colours = ["tab:red" if n == reference else "tab:gray" for n in names]
         for c, (key, title) in enumerate(metrics):
             ax = axes[r][c]
             vals = [methods[n][key] for n in names]
