@@ -4,7 +4,8 @@ Methods (``variants`` in the config; defaults below): (a) title-only prompt; (b)
 profile; (a') 12 learned constant soft tokens; (c) per-ID soft tokens from the LightGCN
 embeddings; (d) BEAT; BEAT without SAR, without macro, without micro tokens; BEAT with anchor
 tokens (``model.anchor_tokens``, not in the paper: a fix attempt for the echo collapse), and the same with a
-zero-initialised residual (``model.anchor_scale=0``: starts exactly at the constant control). Each variant trains
+zero-initialised residual (``model.anchor_scale=0``: starts exactly at the constant control); BEAT with LoRA
+adapters (``model.lora_rank=8``, the issue's optional ablation: no longer a frozen LLM). Each variant trains
 (if it has trainable parts) and generates into its own folder, resumably: a rerun skips finished
 training and committed generations, so the sweep can be stopped and restarted at any point.
 """
@@ -33,12 +34,14 @@ DEFAULT_VARIANTS: dict[str, dict] = {
     "beat_no_micro": {"variant": "beat", "use_micro": False},
     "beat_anchor": {"variant": "beat", "anchor_tokens": True},
     "beat_anchor_zero": {"variant": "beat", "anchor_tokens": True, "anchor_scale": 0.0},
+    "beat_lora": {"variant": "beat", "lora_rank": 8},
 }
 LABELS = {"title": "(a) title only", "profile": "(b) text profile", "constant": "(a') 12 constant soft tokens",
           "per_id": "(c) per-ID soft tokens", "beat": "(d) BEAT", "beat_no_sar": "BEAT w/o SAR",
           "beat_no_macro": "BEAT w/o macro", "beat_no_micro": "BEAT w/o micro",
           "beat_anchor": "BEAT + anchor tokens (not in the paper)",
-          "beat_anchor_zero": "BEAT + anchors, zero-init residual (not in the paper)"}
+          "beat_anchor_zero": "BEAT + anchors, zero-init residual (not in the paper)",
+          "beat_lora": "BEAT + LoRA r=8 on q/v (ablation: the LLM adapts)"}
 
 
 def variant_config(cfg: AlignRunConfig, name: str, overrides: dict, out_dir: Path) -> AlignRunConfig:

@@ -161,14 +161,19 @@ def test_comparison_end_to_end(stage1, tmp_path):
     cfg = align_cfg(stage1, tmp_path / "unused")
     cfg.train.max_train_pairs = 4
     cfg.variants = {"title": {"variant": "title"}, "constant": {"variant": "constant"}, "beat": {"variant": "beat"},
-                    "beat_no_sar": {"variant": "beat", "sar": False}}
+                    "beat_lora": {"variant": "beat", "lora_rank": 2}, "beat_no_sar": {"variant": "beat", "sar": False}}
     backend = tiny_backend()
+    llm_class, llm_weights = type(backend.model), {k: v.clone() for k, v in backend.model.state_dict().items()}
     summaries = generate_all(cfg, tmp_path / "sweep", backend=backend, progress=False)
     assert summaries["title"]["steps"] == 0 and summaries["beat"]["steps"] == 1
+    # the LoRA variant wraps the shared LLM; later variants (and the scorer) get it back unwrapped and untouched
+    assert type(backend.model) is llm_class
+    assert backend.model.state_dict().keys() == llm_weights.keys()
+    assert all(torch.equal(v, llm_weights[k]) for k, v in backend.model.state_dict().items())
     result = score_all(cfg, tmp_path / "sweep", scorer=backend)
     test = result["splits"]["test"]
     assert set(test["methods"]) == set(cfg.variants)
-    assert set(test["differences"]) == {"title", "constant", "beat_no_sar"}
+    assert set(test["differences"]) == {"title", "constant", "beat_lora", "beat_no_sar"}
     d = test["differences"]["title"]["bleu1"]
     assert d["ci_low"] <= d["mean_diff"] <= d["ci_high"]
     assert test["methods"]["title"]["segment_tokens"] == 0 and test["methods"]["beat"]["segment_tokens"] == 6
@@ -177,7 +182,7 @@ def test_comparison_end_to_end(stage1, tmp_path):
     assert (tmp_path / "sweep" / "results.png").stat().st_size > 1000
     # another reference: differences are taken from it, same cached scores, named in the table
     other = score_all(cfg, tmp_path / "sweep", scorer=backend, reference="constant")["splits"]["test"]
-    assert set(other["differences"]) == {"title", "beat", "beat_no_sar"}
+    assert set(other["differences"]) == {"title", "beat", "beat_lora", "beat_no_sar"}
     flip = other["differences"]["beat"]["bleu1"]["mean_diff"]
     assert flip == pytest.approx(-test["differences"]["constant"]["bleu1"]["mean_diff"])
     assert "(a') 12 constant soft tokens minus each method" in (tmp_path / "sweep" / "results.md").read_text()
