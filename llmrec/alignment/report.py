@@ -130,6 +130,8 @@ def plot(result: dict, labels: dict[str, str], path: Path) -> None:
                           fontsize=7)
             ax.invert_yaxis()
             ax.set_title(f"{title} ({split})", fontsize=9)
+    if result.get("references"):
+        fig.suptitle(f"references: {result['references']}", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -179,6 +179,7 @@ def test_comparison_end_to_end(stage1, tmp_path):
     assert test["methods"]["title"]["segment_tokens"] == 0 and test["methods"]["beat"]["segment_tokens"] == 6
     md = (tmp_path / "sweep" / "results.md").read_text()
     assert "(d) BEAT" in md and "paired bootstrap" in md
+    assert "References: the dataset's own explanation texts." in md  # not teacher-generated here
     assert (tmp_path / "sweep" / "results.png").stat().st_size > 1000
     # another reference: differences are taken from it, same cached scores, named in the table
     other = score_all(cfg, tmp_path / "sweep", scorer=backend, reference="constant")["splits"]["test"]
