@@ -190,7 +190,7 @@ def compare_llms(cfg: AlignRunConfig, models: list[str], out_dir: str | Path, *,
         generate_all(mcfg, out / model, backend_kind=backend_kind, progress=progress, tokenizer=tokenizer, pairs=pairs)
         per_model[model] = score_all(mcfg, out / model, tokenizer=tokenizer, pairs=pairs, scorer=scorer)
     result = {"models": models, "variants": list(chosen), "sizes": _sizes(cfg), "scorer": cfg.eval.scorer,
-              "splits": {}}
+              "references": references_label(pairs), "splits": {}}
     for split in cfg.eval.splits:
         result["splits"][split] = {m: r["splits"][split] for m, r in per_model.items() if split in r["splits"]}
     write_text(out / "compare_llms.json", json.dumps(result, indent=2))
@@ -200,7 +200,8 @@ def compare_llms(cfg: AlignRunConfig, models: list[str], out_dir: str | Path, *,
 
 
 def _llm_markdown(result: dict) -> str:
-    lines = [f"## LLM backbones side by side (scorer {result['scorer']}; sizes {json.dumps(result['sizes'])})", ""]
+    lines = [f"## LLM backbones side by side (scorer {result['scorer']}; sizes {json.dumps(result['sizes'])})", "",
+             f"References: {result.get('references', '?')}.", ""]
     for split, by_model in result["splits"].items():
         lines += [f"### {split}", "", "| method | LLM | " + " | ".join(t for _, t in LLM_METRICS) + " |",
                   "|---|---|" + "---:|" * len(LLM_METRICS)]

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from llmrec.alignment.compare import generate_all, score_all
+from llmrec.alignment.compare import compare_llms, generate_all, score_all
 from llmrec.alignment.explain import explain_rows, read_pairs_file, rows_for
 from llmrec.alignment.pairs import sample
 from llmrec.alignment.train import fit, load_run, setup
@@ -203,6 +203,34 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert cli(["eval", "explanations", "--reference", "nope", "model.tokenizer_run=x"]) == 2
     assert "--reference 'nope' is not a variant" in capsys.readouterr().err
     assert cli(["compare-llms", "--models", "smollm2-135m", "--variants", "nope", "model.tokenizer_run=x"]) == 2
+
+
+def test_compare_llms_side_by_side(stage1, tmp_path, monkeypatch):
+    """Two (tiny, differently seeded) LLMs through the same comparison; one table holds both."""
+    import llmrec.alignment.compare as compare
+    import llmrec.llm.backend as backend_module
+
+    seeds = {"tiny-a": 0, "tiny-b": 1}
+    monkeypatch.setattr(backend_module, "load_backend", lambda name, **kw: tiny_backend(seed=seeds[name]))
+    monkeypatch.setattr(compare, "load_scorer", lambda cfg: tiny_backend(seed=7))
+    cfg = align_cfg(stage1, tmp_path / "unused")
+    cfg.train.max_train_pairs = 4
+    out = tmp_path / "llms"
+    result = compare_llms(cfg, ["tiny-a", "tiny-b"], out, variants=["title", "beat"], progress=False)
+    for split in cfg.eval.splits:
+        assert set(result["splits"][split]) == {"tiny-a", "tiny-b"}
+        for model in seeds:  # the side-by-side rows are each model's own sweep results
+            own = json.loads((out / model / "results.json").read_text())["splits"][split]["methods"]
+            assert result["splits"][split][model]["methods"]["beat"]["bleu1"] == own["beat"]["bleu1"]
+            assert set(own) == {"title", "beat"}
+    gens = [(out / m / "beat" / "gen_test.jsonl").read_text() for m in seeds]
+    assert gens[0] != gens[1]  # each model generated its own texts
+    md = (out / "compare_llms.md").read_text()
+    assert "| (d) BEAT | tiny-a |" in md and "| (d) BEAT | tiny-b |" in md
+    assert "References: the dataset's own explanation texts." in md
+    assert (out / "compare_llms.png").stat().st_size > 1000
+    with pytest.raises(ConfigError, match="unknown variant"):
+        compare_llms(cfg, ["tiny-a"], out, variants=["beat", "nope"], progress=False)
 
 
 @pytest.mark.parametrize("extra,trained", [({"lora_rank": 2}, "lora"),
