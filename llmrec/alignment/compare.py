@@ -95,7 +95,6 @@ def score_all(cfg: AlignRunConfig, out_dir: str | Path, *, tokenizer: Any = None
                               "bert_model": cfg.eval.bert_model, "bleu_tokenizer": tm_tokenizer(),
                               "llm": cfg.model.llm, "reference": reference, "missing": [],
                               "references": references_label(pairs)}
-    result["note"] = f"References: {result['references']}."
     for split, rows in eval_rows(cfg, pairs).items():
         phrases = report.phrases_for(rows, tokenizer)
         scores = {}

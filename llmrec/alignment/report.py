@@ -139,5 +139,6 @@ def plot(result: dict, labels: dict[str, str], path: Path) -> None:
 
 def save(result: dict, out: Path, labels: dict[str, str], title: str) -> None:
     write_text(out / "results.json", json.dumps(result, indent=2))
-    write_text(out / "results.md", f"## {title}\n\n{result.get('note', '')}\n\n" + markdown(result, labels))
+    refs = f"References: {result['references']}." if result.get("references") else ""
+    write_text(out / "results.md", f"## {title}\n\n{refs}\n\n" + markdown(result, labels))
     plot(result, labels, out / "results.png")
