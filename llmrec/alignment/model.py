@@ -141,6 +141,15 @@ class Aligner(nn.Module):
             out["loss"] = nll + self.cfg.sar_weight * sar
         return out
 
+    def param_groups(self, lr: float) -> list[dict]:
+        """Optimizer groups: tokens in the LLM's input space at ``model.token_lr``, the rest at ``lr``."""
+        named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+        if self.cfg.token_lr is None:  # one group, as before the option existed (old checkpoints resume)
+            return [{"params": [p for _, p in named], "lr": lr}]
+        tokens = [p for n, p in named if n in ("source.tokens", "source.anchor")]
+        rest = [p for n, p in named if n not in ("source.tokens", "source.anchor")]
+        return [g for g in ({"params": tokens, "lr": self.cfg.token_lr}, {"params": rest, "lr": lr}) if g["params"]]
+
     # -- state -----------------------------------------------------------------------------------
     def trainable_state(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().cpu().clone() for k, v in self.state_dict().items()}
@@ -156,5 +165,7 @@ def check_variant(cfg: AlignModelConfig, tokenizer: Any) -> None:
         raise ConfigError(f"variant {cfg.variant!r} needs model.tokenizer_run (a stage-1 run folder)")
     if cfg.anchor_tokens and cfg.variant != "beat":
         raise ConfigError(f"model.anchor_tokens applies to the beat variant only, not {cfg.variant!r}")
+    if cfg.token_lr is not None and not cfg.token_lr > 0:
+        raise ConfigError(f"model.token_lr must be > 0 (or null for train.lr), got {cfg.token_lr}")
     if not cfg.anchor_scale >= 0:
         raise ConfigError(f"model.anchor_scale must be >= 0, got {cfg.anchor_scale}")

@@ -106,7 +106,7 @@ def fit(s: Stage2) -> dict[str, Any]:
         raise ConfigError("no training pairs (split 'train' is empty)")
     params = [p for p in s.aligner.parameters() if p.requires_grad]
     summary["trainable_params"] = int(sum(p.numel() for p in params))
-    opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
+    opt = torch.optim.AdamW(s.aligner.param_groups(tc.lr), lr=tc.lr, weight_decay=tc.weight_decay)
     per_epoch = math.ceil(len(train) / tc.batch_size)
     total = per_epoch * tc.epochs
     step, seconds = 0, 0.0

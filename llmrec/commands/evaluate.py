@@ -1,6 +1,7 @@
 """``llmrec eval``: evaluate a checkpoint on its own dataset's valid or test split, or
 ``llmrec eval explanations -c alignment_stage/yelp.yaml --out runs/alignment-yelp``: the stage-2
-comparison of explanation methods (train, generate, score; resumable)."""
+comparison of explanation methods (train, generate, score; resumable), or
+``llmrec eval seeds --runs A,B,C --reference constant --out DIR``: several seeds of such a sweep pooled."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help="best.pt or last.pt of a run folder, or `explanations`")
+    parser.add_argument("checkpoint", help="best.pt or last.pt of a run folder, `explanations` or `seeds`")
     parser.add_argument("--split", choices=["valid", "test"], default="test")
     parser.add_argument("--mode", choices=["full", "sampled"], default="full",
                         help="sampled: target vs --negatives sampled items (labelled as such)")
@@ -22,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=["hf", "vllm"], default="hf", help="explanations: generation backend")
     parser.add_argument("--reference", default="beat",
                         help="explanations: the variant whose differences to every other one are reported")
+    parser.add_argument("--runs", help="seeds: comma-separated scored sweep folders, one per seed")
+    parser.add_argument("--splits", default="test", help="seeds: comma-separated splits (default test)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="explanations: dotted config overrides")
 
 
@@ -45,9 +48,32 @@ def explanations(args: argparse.Namespace) -> int:
     return 0
 
 
+def seeds(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from llmrec.alignment import seeds as pooled
+    from llmrec.alignment.compare import LABELS
+    from llmrec.errors import ConfigError
+
+    runs = [Path(r) for r in (args.runs or "").split(",") if r]
+    if len(runs) < 2:
+        raise ConfigError("--runs: give at least two scored sweep folders, comma-separated")
+    for r in runs:
+        if not r.is_dir():
+            raise ConfigError(f"--runs: {r} is not a folder")
+    only = args.only.split(",") if args.only else None
+    blocks = [pooled.pool(runs, split, args.reference, methods=only) for split in args.splits.split(",")]
+    out = Path(args.out or "runs/seeds")
+    pooled.save(blocks, out, LABELS, f"{len(runs)} seeds pooled")
+    print((out / "seeds.md").read_text())
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
     if args.checkpoint == "explanations":
         return explanations(args)
+    if args.checkpoint == "seeds":
+        return seeds(args)
     if args.overrides:
         from llmrec.errors import ConfigError
 

@@ -69,6 +69,28 @@ def test_zero_anchor_scale_starts_exactly_at_the_constant_control(stage1, tmp_pa
         setup(align_cfg(stage1, tmp_path / "x", anchor_tokens=True, anchor_scale=-1.0), backend=tiny_backend())
 
 
+@pytest.mark.parametrize("model,token_lr", [({"variant": "constant", "n_constant": 6}, None),
+                                             ({"variant": "constant", "n_constant": 6, "token_lr": 0.05}, 0.05),
+                                             ({"anchor_tokens": True, "token_lr": 0.05}, 0.05)])
+def test_token_lr_sets_the_step_of_input_space_tokens(stage1, tmp_path, model, token_lr):
+    """Adam's first step moves every element by lr (|m/sqrt(v)| = 1, no weight decay), so one step
+    shows which lr each parameter got: input-space tokens at model.token_lr, the rest at train.lr."""
+    cfg = align_cfg(stage1, tmp_path, **model)
+    cfg.train.max_train_pairs = cfg.train.batch_size  # one step
+    s = setup(cfg, backend=tiny_backend())
+    before = s.aligner.trainable_state()
+    fit(s)
+    after = s.aligner.trainable_state()
+    steps = {k: (after[k] - before[k]).abs().max().item() for k in after if after[k].is_floating_point()}
+    token_key = "source.tokens" if model.get("variant") == "constant" else "source.anchor"
+    assert steps[token_key] == pytest.approx(token_lr or cfg.train.lr, rel=1e-3)
+    for k, v in steps.items():
+        if k != token_key and v > 0:
+            assert v == pytest.approx(cfg.train.lr, rel=1e-3), k
+    with pytest.raises(ConfigError, match="model.token_lr must be > 0"):
+        setup(align_cfg(stage1, tmp_path / "x", token_lr=0.0), backend=tiny_backend())
+
+
 def test_nll_covers_reference_tokens_only(stage1, tmp_path):
     s = setup(align_cfg(stage1, tmp_path, sar=False), backend=tiny_backend())
     rows = sample(s.pairs, "train", 4, 0)
