@@ -146,22 +146,28 @@ def _sizes(cfg: AlignRunConfig) -> dict:
 
 def _cached_score(cache: Path, gens, rows, phrases, scorer, bert_model) -> dict:
     """Scores are deterministic given the generations; cache them so partial sweeps rescore fast."""
-    import numpy as np
 
     from llmrec.alignment import report
 
     key = json.dumps([list(gens["id"]), list(gens["text"])])
     if cache.exists():
-        saved = json.loads(cache.read_text())
+        saved = read_scores(cache)
         if saved["key"] == key:
-            return {"corpus": saved["corpus"], "n": saved["n"],
-                    "per_pair": {k: np.array(v) for k, v in saved["per_pair"].items()},
-                    "stats": {k: np.array(v, dtype=np.int64) for k, v in saved["stats"].items()}}
+            return {k: saved[k] for k in ("corpus", "n", "per_pair", "stats")}
     s = report.score_split(gens, rows, phrases, scorer=scorer, bert_model=bert_model)
     write_text(cache, json.dumps({"key": key, "corpus": s["corpus"], "n": s["n"],
                                   "per_pair": {k: v.tolist() for k, v in s["per_pair"].items()},
                                   "stats": {k: v.tolist() for k, v in s["stats"].items()}}))
     return s
+
+
+def read_scores(path: Path) -> dict:
+    """A ``scores_<split>.json`` cache with its arrays restored (and ``key``: [pair ids, texts])."""
+    import numpy as np
+
+    saved = json.loads(path.read_text())
+    return {**saved, "per_pair": {k: np.asarray(v, dtype=float) for k, v in saved["per_pair"].items()},
+            "stats": {k: np.asarray(v, dtype=np.int64) for k, v in saved["stats"].items()}}
 
 
 LLM_METRICS = [("bleu1", "BLEU-1"), ("bleu4", "BLEU-4"), ("rouge_l", "ROUGE-L"), ("bert_f1", "BERTScore F1"),

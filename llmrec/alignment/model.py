@@ -146,8 +146,9 @@ class Aligner(nn.Module):
         named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
         if self.cfg.token_lr is None:  # one group, as before the option existed (old checkpoints resume)
             return [{"params": [p for _, p in named], "lr": lr}]
-        tokens = [p for n, p in named if n in ("source.tokens", "source.anchor")]
-        rest = [p for n, p in named if n not in ("source.tokens", "source.anchor")]
+        in_space = {"source.tokens", "source.anchor"}
+        tokens = [p for n, p in named if n in in_space]
+        rest = [p for n, p in named if n not in in_space]
         return [g for g in ({"params": tokens, "lr": self.cfg.token_lr}, {"params": rest, "lr": lr}) if g["params"]]
 
     # -- state -----------------------------------------------------------------------------------

@@ -27,12 +27,12 @@ METRICS = [("bleu1", "BLEU-1"), ("bleu4", "BLEU-4"), ("rouge_l", "ROUGE-L"), ("b
 
 def load_scores(run: Path, split: str) -> dict[str, dict]:
     """Method -> cached scores of one split (``<method>/scores_<split>.json``, written by scoring)."""
+    from llmrec.alignment.compare import read_scores
+
     out = {}
     for path in sorted(run.glob(f"*/scores_{split}.json")):
-        saved = json.loads(path.read_text())
-        out[path.parent.name] = {"ids": json.loads(saved["key"])[0], "corpus": saved["corpus"],
-                                 "per_pair": {k: np.asarray(v, dtype=float) for k, v in saved["per_pair"].items()},
-                                 "stats": {k: np.asarray(v, dtype=np.int64) for k, v in saved["stats"].items()}}
+        saved = read_scores(path)
+        out[path.parent.name] = {**saved, "ids": json.loads(saved["key"])[0]}
     return out
 
 
@@ -40,19 +40,18 @@ def pool(runs: list[Path], split: str, reference: str, *, methods: list[str] | N
          n_resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
     """The seeds of one split side by side; see the module docstring."""
     per_run = [load_scores(Path(r), split) for r in runs]
-    common = set.intersection(*(set(s) for s in per_run)) if per_run else set()
-    wanted = methods or sorted(common)
+    wanted = methods or sorted(set.intersection(*(set(s) for s in per_run)))
+    every = [reference, *wanted]
     for run, scores in zip(runs, per_run):
-        lacking = [m for m in [reference, *wanted] if m not in scores]
+        lacking = [m for m in every if m not in scores]
         if lacking:
             raise ConfigError(f"{run}: no scores_{split}.json for {lacking} (score the sweep first: "
                               "`llmrec eval explanations --score-only`)")
     ids = per_run[0][reference]["ids"]
     for run, scores in zip(runs, per_run):
-        for m in [reference, *wanted]:
+        for m in every:
             if scores[m]["ids"] != ids:
                 raise ConfigError(f"{run}/{m}: evaluated on other {split} pairs than {runs[0]}/{reference}")
-    every = [reference, *wanted]
     keys = [k for k, _ in METRICS if all(k in s[m]["corpus"] for s in per_run for m in every)]
     corpus = {m: {k: [s[m]["corpus"][k] for s in per_run] for k in keys} for m in every}
     summary = {m: {k: {"mean": float(np.mean(v)), "sd": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
