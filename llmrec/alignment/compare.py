@@ -54,7 +54,7 @@ def variant_config(cfg: AlignRunConfig, name: str, overrides: dict, out_dir: Pat
 
 def eval_rows(cfg: AlignRunConfig, pairs) -> dict[str, Any]:
     """The sampled pairs of each evaluation split: the same for every method and LLM."""
-    return {split: sample(pairs, split, cfg.eval.max_pairs, cfg.train.seed) for split in cfg.eval.splits}
+    return {split: sample(pairs, split, cfg.eval.max_pairs, cfg.eval.seed) for split in cfg.eval.splits}
 
 
 def generate_all(cfg: AlignRunConfig, out_dir: str | Path, *, only: list[str] | None = None,
@@ -107,7 +107,7 @@ def score_all(cfg: AlignRunConfig, out_dir: str | Path, *, tokenizer: Any = None
             scores[name] = _cached_score(cache, gens, rows, phrases, scorer, cfg.eval.bert_model)
         block = {"n": int(len(rows)), "methods": {k: v["corpus"] for k, v in scores.items()},
                  "differences": report.compare(scores, reference, n_resamples=cfg.eval.bootstrap,
-                                               seed=cfg.train.seed)}
+                                               seed=cfg.eval.seed)}
         for name in scores:
             summary = out / name / "train_summary.json"
             if summary.exists():
@@ -141,7 +141,8 @@ def tm_tokenizer() -> str:
 def _sizes(cfg: AlignRunConfig) -> dict:
     return {"train_pairs": cfg.train.max_train_pairs, "epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size,
             "lr": cfg.train.lr, "max_target_tokens": cfg.train.max_target_tokens, "eval_pairs": cfg.eval.max_pairs,
-            "max_new_tokens": cfg.eval.max_new_tokens, "seed": cfg.train.seed}
+            "max_new_tokens": cfg.eval.max_new_tokens, "seed": cfg.train.seed,
+            "eval_seed": cfg.eval.seed}
 
 
 def _cached_score(cache: Path, gens, rows, phrases, scorer, bert_model) -> dict:

@@ -120,6 +120,9 @@ class AlignEvalConfig:
     """BERTScore encoder (catalogue name or folder)."""
     bootstrap: int = 2000
     """Paired bootstrap resamples."""
+    seed: int = 0
+    """Seed of the evaluation pair sample and the bootstrap; apart from ``train.seed`` so that sweeps
+    of several training seeds are scored on the same pairs."""
 
 
 @dataclass(kw_only=True)

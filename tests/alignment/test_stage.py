@@ -211,6 +211,24 @@ def test_comparison_end_to_end(stage1, tmp_path):
     assert "(a') 12 constant soft tokens minus each method" in (tmp_path / "sweep" / "results.md").read_text()
 
 
+def test_evaluation_pairs_do_not_depend_on_the_training_seed(stage1, tmp_path):
+    """Sweeps of several train.seed values must be scored on the same pairs (llmrec eval seeds pools them)."""
+    from llmrec.alignment.compare import eval_rows
+
+    cfg = align_cfg(stage1, tmp_path)
+    cfg.eval.max_pairs = 3
+    pairs = setup(cfg, backend=tiny_backend()).pairs
+    assert (pairs["split"] == "test").sum() > 6  # a real sample, not the whole split
+    ids = eval_rows(cfg, pairs)["test"]["id"].tolist()
+    cfg.train.seed = 5
+    assert eval_rows(cfg, pairs)["test"]["id"].tolist() == ids
+    draws = set()
+    for seed in range(1, 6):
+        cfg.eval.seed = seed
+        draws.add(tuple(eval_rows(cfg, pairs)["test"]["id"]))
+    assert len(draws - {tuple(ids)}) > 0  # eval.seed is what picks them
+
+
 def test_cli_errors_are_one_line(tmp_path, capsys):
     from llmrec.cli import main as cli
 
