@@ -8,6 +8,12 @@ zero-initialised residual (``model.anchor_scale=0``: starts exactly at the const
 adapters (``model.lora_rank=8``, the issue's optional ablation: no longer a frozen LLM). Each variant trains
 (if it has trainable parts) and generates into its own folder, resumably: a rerun skips finished
 training and committed generations, so the sweep can be stopped and restarted at any point.
+
+Permutation controls (``{"shuffled_of": NAME}``, e.g. ``beat_shuffled``) train nothing: they reload
+NAME's trained model and generate with every pair's user and item tokens taken from another pair of
+the same sample (``pairs.tokens_of_other_pairs``), scored against the pair's own reference. NAME minus
+its shuffled control measures how much the pair-specific content of the tokens is used; a tie means
+the model's gain over the untrained prompts comes from what every pair shares (the template).
 """
 
 from __future__ import annotations
@@ -18,10 +24,11 @@ from typing import Any
 
 from llmrec.alignment.config import AlignRunConfig
 from llmrec.alignment.explain import explain_rows
-from llmrec.alignment.pairs import sample
-from llmrec.alignment.train import fit, load_inputs, setup
+from llmrec.alignment.pairs import sample, tokens_of_other_pairs
+from llmrec.alignment.train import fit, load_inputs, load_run, setup
 from llmrec.atomic import write_text
 from llmrec.config import apply_overrides, from_dict, to_dict
+from llmrec.errors import ConfigError
 
 DEFAULT_VARIANTS: dict[str, dict] = {
     "title": {"variant": "title"},
@@ -35,13 +42,20 @@ DEFAULT_VARIANTS: dict[str, dict] = {
     "beat_anchor": {"variant": "beat", "anchor_tokens": True},
     "beat_anchor_zero": {"variant": "beat", "anchor_tokens": True, "anchor_scale": 0.0},
     "beat_lora": {"variant": "beat", "lora_rank": 8},
+    "beat_shuffled": {"shuffled_of": "beat"},
+    "beat_anchor_zero_shuffled": {"shuffled_of": "beat_anchor_zero"},
+    "beat_lora_shuffled": {"shuffled_of": "beat_lora"},
 }
 LABELS = {"title": "(a) title only", "profile": "(b) text profile", "constant": "(a') 12 constant soft tokens",
           "per_id": "(c) per-ID soft tokens", "beat": "(d) BEAT", "beat_no_sar": "BEAT w/o SAR",
           "beat_no_macro": "BEAT w/o macro", "beat_no_micro": "BEAT w/o micro",
           "beat_anchor": "BEAT + anchor tokens (not in the paper)",
           "beat_anchor_zero": "BEAT + anchors, zero-init residual (not in the paper)",
-          "beat_lora": "BEAT + LoRA r=8 on q/v (ablation: the LLM adapts)"}
+          "beat_lora": "BEAT + LoRA r=8 on q/v (ablation: the LLM adapts)",
+          "beat_shuffled": "(d) BEAT, tokens of another pair (permutation control)",
+          "beat_anchor_zero_shuffled": "BEAT + anchors, zero-init, tokens of another pair",
+          "beat_lora_shuffled": "BEAT + LoRA, tokens of another pair"}
+PER_PAIR_TOKENS = ("beat", "per_id")  # variants whose soft tokens differ between pairs
 
 
 def variant_config(cfg: AlignRunConfig, name: str, overrides: dict, out_dir: Path) -> AlignRunConfig:
@@ -57,29 +71,66 @@ def eval_rows(cfg: AlignRunConfig, pairs) -> dict[str, Any]:
     return {split: sample(pairs, split, cfg.eval.max_pairs, cfg.eval.seed) for split in cfg.eval.splits}
 
 
+def check_variants(variants: dict[str, dict], default_kind: str = "beat") -> None:
+    """A permutation control must name a variant of the same sweep whose tokens differ between pairs."""
+    for name, overrides in variants.items():
+        src = overrides.get("shuffled_of")
+        if src is None:
+            continue
+        if len(overrides) > 1:
+            raise ConfigError(f"variants.{name}: a permutation control takes only shuffled_of (it reuses "
+                              f"{src!r}'s model), got {sorted(overrides)}")
+        if src not in variants:
+            raise ConfigError(f"variants.{name}.shuffled_of: {src!r} is not a variant of this sweep; "
+                              f"known: {sorted(variants)}")
+        kind = variants[src].get("variant", default_kind)
+        if "shuffled_of" in variants[src] or kind not in PER_PAIR_TOKENS:
+            raise ConfigError(f"variants.{name}.shuffled_of: {src!r} has no per-pair tokens to shuffle "
+                              f"(it must be a {' or '.join(PER_PAIR_TOKENS)} variant)")
+
+
 def generate_all(cfg: AlignRunConfig, out_dir: str | Path, *, only: list[str] | None = None,
                  backend: Any = None, tokenizer: Any = None, pairs: Any = None, backend_kind: str = "hf",
                  progress: bool = True) -> dict[str, dict]:
-    """Train and generate every variant (resumable); returns name -> train summary."""
+    """Train and generate every variant (resumable); returns name -> train summary. Permutation
+    controls run last, on their source variant's finished model."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     variants = cfg.variants or DEFAULT_VARIANTS
+    check_variants(variants, cfg.model.variant)
     write_text(out / "sweep.json", json.dumps({"config": to_dict(cfg), "variants": variants}, indent=2))
     summaries = {}
-    for name, overrides in variants.items():
+    ordered = sorted(variants, key=lambda n: "shuffled_of" in variants[n])  # stable: trained ones first
+    for name in ordered:
+        overrides = variants[name]
         if only and name not in only:
             continue
-        vcfg = variant_config(cfg, name, overrides, out)
-        vcfg.train.progress = progress
-        s = setup(vcfg, backend=backend, tokenizer=tokenizer, pairs=pairs, backend_kind=backend_kind)
+        if "shuffled_of" in overrides:
+            vcfg = variant_config(cfg, name, {}, out)
+            s = _load_source(out / overrides["shuffled_of"], backend, tokenizer, pairs, backend_kind)
+            summaries[name] = {"shuffled_of": overrides["shuffled_of"], "steps": 0}
+            write_text(out / name / "train_summary.json", json.dumps(summaries[name], indent=2))
+        else:
+            vcfg = variant_config(cfg, name, overrides, out)
+            vcfg.train.progress = progress
+            s = setup(vcfg, backend=backend, tokenizer=tokenizer, pairs=pairs, backend_kind=backend_kind)
+            summaries[name] = fit(s)
         backend, tokenizer, pairs = s.backend, s.tokenizer, s.pairs  # load each once
-        summaries[name] = fit(s)
         for split, rows in eval_rows(vcfg, pairs).items():
+            if "shuffled_of" in overrides:
+                rows = tokens_of_other_pairs(rows, vcfg.eval.seed)
             explain_rows(s, rows, out / name / f"gen_{split}.jsonl", max_new_tokens=vcfg.eval.max_new_tokens,
                          batch_size=vcfg.eval.batch_size, progress=progress)
         if s.aligner.lora is not None:  # the LoRA ablation wrapped the shared LLM: unwrap it
             backend.model = backend.model.unload()
     return summaries
+
+
+def _load_source(folder: Path, backend: Any, tokenizer: Any, pairs: Any, backend_kind: str):
+    if not (folder / "final.pt").exists():
+        raise ConfigError(f"the permutation control reuses {folder.name!r}, which has not finished training in "
+                          f"{folder.parent} (run it first, e.g. --only {folder.name})")
+    return load_run(folder, backend=backend, tokenizer=tokenizer, pairs=pairs, backend_kind=backend_kind)
 
 
 def score_all(cfg: AlignRunConfig, out_dir: str | Path, *, tokenizer: Any = None, pairs: Any = None,
@@ -91,6 +142,7 @@ def score_all(cfg: AlignRunConfig, out_dir: str | Path, *, tokenizer: Any = None
     tokenizer, pairs = load_inputs(cfg, tokenizer, pairs)
     scorer = scorer or load_scorer(cfg)
     variants = cfg.variants or DEFAULT_VARIANTS
+    shuffled = {k: v["shuffled_of"] for k, v in variants.items() if "shuffled_of" in v}
     result: dict[str, Any] = {"splits": {}, "variants": variants, "sizes": _sizes(cfg), "scorer": cfg.eval.scorer,
                               "bert_model": cfg.eval.bert_model, "bleu_tokenizer": tm_tokenizer(),
                               "llm": cfg.model.llm, "reference": reference, "missing": [],
@@ -108,6 +160,11 @@ def score_all(cfg: AlignRunConfig, out_dir: str | Path, *, tokenizer: Any = None
         block = {"n": int(len(rows)), "methods": {k: v["corpus"] for k, v in scores.items()},
                  "differences": report.compare(scores, reference, n_resamples=cfg.eval.bootstrap,
                                                seed=cfg.eval.seed)}
+        permutation = {name: report.compare({src: scores[src], name: scores[name]}, src,
+                                            n_resamples=cfg.eval.bootstrap, seed=cfg.eval.seed)[name]
+                       for name, src in shuffled.items() if name in scores and src in scores}
+        if permutation:
+            block["permutation"] = permutation  # each source minus its own permutation control
         for name in scores:
             summary = out / name / "train_summary.json"
             if summary.exists():
@@ -184,8 +241,6 @@ def compare_llms(cfg: AlignRunConfig, models: list[str], out_dir: str | Path, *,
     chosen = {k: v for k, v in (cfg.variants or DEFAULT_VARIANTS).items() if k in variants}
     missing = sorted(set(variants) - set(chosen))
     if missing:
-        from llmrec.errors import ConfigError
-
         raise ConfigError(f"unknown variant(s) {missing}; known: {sorted(cfg.variants or DEFAULT_VARIANTS)}")
     per_model = {}
     tokenizer, pairs = load_inputs(cfg)  # shared by every LLM, loaded once

@@ -80,3 +80,20 @@ def sample(frame: pd.DataFrame, split: str, n: int | None, seed: int) -> pd.Data
     if n is not None and len(part) > n:
         part = part.iloc[np.sort(np.random.default_rng(seed).choice(len(part), n, replace=False))]
     return part.reset_index(drop=True)
+
+
+def tokens_of_other_pairs(rows: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The permutation control: every pair keeps its id, title and reference but takes the user and
+    item (so the behaviour tokens) of another pair of the same sample. The donor map is a random
+    cyclic permutation (Sattolo's algorithm), so no pair keeps its own; a donor may still share the
+    user or the item when the sample repeats one. A model whose explanations do not get worse under
+    this swap does not use what its tokens say about the pair."""
+    if len(rows) < 2:
+        raise DataError(f"the permutation control needs at least 2 pairs, got {len(rows)}")
+    order = np.random.default_rng(seed).permutation(len(rows))
+    donor = np.empty(len(rows), dtype=np.int64)
+    donor[order] = np.roll(order, -1)
+    out = rows.copy()
+    for col in ("user", "item"):
+        out[col] = rows[col].to_numpy()[donor]
+    return out

@@ -98,6 +98,14 @@ def markdown(result: dict, labels: dict[str, str]) -> str:
             for name, d in block["differences"].items():
                 cells = [_ci(d.get(k)) for k in ("bleu1", "bleu4", "rouge_l", "bert_f1", "lm_score", "grounded")]
                 lines.append(f"| {labels.get(name, name)} | " + " | ".join(cells) + " |")
+        if block.get("permutation"):
+            lines += ["", f"Permutation controls on {split}: each trained method minus the same model given the "
+                      "tokens of another pair (paired bootstrap 95% interval over pairs; near 0 = the "
+                      "pair-specific content of the tokens is not used):", "",
+                      "| control | BLEU-1 | BLEU-4 | ROUGE-L | BERTScore F1 | LM score | grounding |", "|---|" + "---|" * 6]
+            for name, d in block["permutation"].items():
+                cells = [_ci(d.get(k)) for k in ("bleu1", "bleu4", "rouge_l", "bert_f1", "lm_score", "grounded")]
+                lines.append(f"| {labels.get(name, name)} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
 

@@ -38,9 +38,13 @@ def explanations(args: argparse.Namespace) -> int:
     names = list(cfg.variants or DEFAULT_VARIANTS)
     if args.reference not in names:
         raise ConfigError(f"--reference {args.reference!r} is not a variant of this sweep ({', '.join(names)})")
+    only = args.only.split(",") if args.only else None
+    unknown = sorted(set(only or []) - set(names))
+    if unknown:
+        raise ConfigError(f"--only: {', '.join(unknown)} not a variant of this sweep ({', '.join(names)})")
     out = args.out or "runs/explanations"
     if not args.score_only:
-        generate_all(cfg, out, only=args.only.split(",") if args.only else None, backend_kind=args.backend)
+        generate_all(cfg, out, only=only, backend_kind=args.backend)
     result = score_all(cfg, out, reference=args.reference)
     print((__import__("pathlib").Path(out) / "results.md").read_text())
     if result["missing"]:

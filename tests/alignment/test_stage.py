@@ -242,6 +242,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "model.variant" in capsys.readouterr().err
     assert cli(["eval", "explanations", "--reference", "nope", "model.tokenizer_run=x"]) == 2
     assert "--reference 'nope' is not a variant" in capsys.readouterr().err
+    assert cli(["eval", "explanations", "--only", "beat,nope", "model.tokenizer_run=x"]) == 2
+    assert "--only: nope not a variant" in capsys.readouterr().err
     assert cli(["compare-llms", "--models", "smollm2-135m", "--variants", "nope", "model.tokenizer_run=x"]) == 2
 
 
