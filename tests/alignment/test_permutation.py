@@ -36,9 +36,13 @@ def test_every_pair_takes_another_pairs_user_and_item():
 def test_permutation_control_reuses_the_trained_model(stage1, tmp_path):
     cfg = align_cfg(stage1, tmp_path / "unused")
     cfg.train.max_train_pairs = 4
-    cfg.variants = {"beat_shuffled": {"shuffled_of": "beat"}, "beat": {"variant": "beat"}}  # listed first on purpose
+    cfg.variants = {"beat_shuffled": {"shuffled_of": "beat"}, "beat": {"variant": "beat"},  # listed first on purpose
+                    "lora": {"variant": "beat", "lora_rank": 2}, "lora_shuffled": {"shuffled_of": "lora"}}
     backend = tiny_backend()
+    llm_class = type(backend.model)
     summaries = generate_all(cfg, tmp_path / "sweep", backend=backend, progress=False)
+    assert type(backend.model) is llm_class  # the LoRA source was unwrapped after its control, too
+    assert (tmp_path / "sweep" / "lora_shuffled" / "gen_test.jsonl").exists()
     assert summaries["beat"]["steps"] == 1 and summaries["beat_shuffled"] == {"shuffled_of": "beat", "steps": 0}
     assert not (tmp_path / "sweep" / "beat_shuffled" / "final.pt").exists()  # nothing trained for it
     # its prompts carry the donor pair's tokens from beat's trained projection
