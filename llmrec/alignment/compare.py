@@ -102,13 +102,13 @@ def generate_all(cfg: AlignRunConfig, out_dir: str | Path, *, only: list[str] | 
     summaries = {}
     ordered = sorted(variants, key=lambda n: "shuffled_of" in variants[n])  # stable: trained ones first
     for name in ordered:
-        overrides = variants[name]
+        overrides, src = variants[name], variants[name].get("shuffled_of")
         if only and name not in only:
             continue
-        if "shuffled_of" in overrides:
+        if src is not None:
             vcfg = variant_config(cfg, name, {}, out)
-            s = _load_source(out / overrides["shuffled_of"], backend, tokenizer, pairs, backend_kind)
-            summaries[name] = {"shuffled_of": overrides["shuffled_of"], "steps": 0}
+            s = _load_source(out / src, backend, tokenizer, pairs, backend_kind)
+            summaries[name] = {"shuffled_of": src, "steps": 0}
             write_text(out / name / "train_summary.json", json.dumps(summaries[name], indent=2))
         else:
             vcfg = variant_config(cfg, name, overrides, out)
@@ -117,7 +117,7 @@ def generate_all(cfg: AlignRunConfig, out_dir: str | Path, *, only: list[str] | 
             summaries[name] = fit(s)
         backend, tokenizer, pairs = s.backend, s.tokenizer, s.pairs  # load each once
         for split, rows in eval_rows(vcfg, pairs).items():
-            if "shuffled_of" in overrides:
+            if src is not None:
                 rows = tokens_of_other_pairs(rows, vcfg.eval.seed)
             explain_rows(s, rows, out / name / f"gen_{split}.jsonl", max_new_tokens=vcfg.eval.max_new_tokens,
                          batch_size=vcfg.eval.batch_size, progress=progress)

@@ -95,19 +95,21 @@ def markdown(result: dict, labels: dict[str, str]) -> str:
         if block.get("differences"):
             lines += ["", f"{ref_label} minus each method on {split} (paired bootstrap 95% interval over pairs):", "",
                       "| vs | BLEU-1 | BLEU-4 | ROUGE-L | BERTScore F1 | LM score | grounding |", "|---|" + "---|" * 6]
-            for name, d in block["differences"].items():
-                cells = [_ci(d.get(k)) for k in ("bleu1", "bleu4", "rouge_l", "bert_f1", "lm_score", "grounded")]
-                lines.append(f"| {labels.get(name, name)} | " + " | ".join(cells) + " |")
+            lines += _diff_rows(block["differences"], labels)
         if block.get("permutation"):
             lines += ["", f"Permutation controls on {split}: each trained method minus the same model given the "
                       "tokens of another pair (paired bootstrap 95% interval over pairs; near 0 = the "
                       "pair-specific content of the tokens is not used):", "",
                       "| control | BLEU-1 | BLEU-4 | ROUGE-L | BERTScore F1 | LM score | grounding |", "|---|" + "---|" * 6]
-            for name, d in block["permutation"].items():
-                cells = [_ci(d.get(k)) for k in ("bleu1", "bleu4", "rouge_l", "bert_f1", "lm_score", "grounded")]
-                lines.append(f"| {labels.get(name, name)} | " + " | ".join(cells) + " |")
+            lines += _diff_rows(block["permutation"], labels)
         lines.append("")
     return "\n".join(lines)
+
+
+def _diff_rows(differences: dict[str, dict], labels: dict[str, str]) -> list[str]:
+    keys = ("bleu1", "bleu4", "rouge_l", "bert_f1", "lm_score", "grounded")
+    return [f"| {labels.get(name, name)} | " + " | ".join(_ci(d.get(k)) for k in keys) + " |"
+            for name, d in differences.items()]
 
 
 def _ci(d: dict | None) -> str:
