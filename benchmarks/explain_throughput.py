@@ -28,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from llmrec.llm.backend import GenerationParams  # noqa: E402
+from llmrec.train.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 
 
 def measure(llm, requests, args, label: str, autocast: bool = False) -> list[dict]:
@@ -68,7 +69,7 @@ def main() -> None:
     if args.child_vllm:
         from llmrec.llm.vllm_backend import VLLMBackend
 
-        requests = torch.load(work / "explain_requests.pt", weights_only=False)
+        requests = load_checkpoint(work / "explain_requests.safetensors")["requests"]
         t0 = time.perf_counter()
         llm = VLLMBackend(args.model_path, max_model_len=1024)
         load = time.perf_counter() - t0
@@ -92,7 +93,7 @@ def main() -> None:
     note, load_s = "", None
     if Path(args.vllm_python).exists():
         work.mkdir(parents=True, exist_ok=True)
-        torch.save(requests, work / "explain_requests.pt")
+        save_checkpoint(work / "explain_requests.safetensors", {"requests": requests})
         child = work / "explain_vllm.json"
         cmd = [args.vllm_python, __file__, "--child-vllm", str(child), "--model-path", str(resolve(s.cfg.model.llm)),
                "--batches", *map(str, args.batches), "--max-new-tokens", str(args.max_new_tokens),

@@ -30,7 +30,7 @@ def main(data_dir: str, out_json: str, seed: int, epochs: int, patience: int) ->
     setup_s = time.perf_counter() - t0
     result = run(cfg, data)
     log = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
-    model, _ = load_model(out_dir / "best.pt")
+    model, _ = load_model(out_dir / "best.safetensors")
     test = EvalExamples.build(data, TEST, cfg.data.max_len)
     eval_times = []
     for _ in range(5):

@@ -94,7 +94,7 @@ class TrainConfig:
     out_dir: str = "runs/default"
     """Run folder: checkpoints, metrics.jsonl, results.json, results.md."""
     resume: bool = True
-    """Resume from out_dir/last.pt when present."""
+    """Resume from out_dir/last.safetensors when present."""
     max_grad_norm: float | None = None
     """Clip gradients to this norm; None = no clipping."""
     time_budget_s: float | None = None

@@ -24,3 +24,7 @@ class DataError(LLMRecError):
             where += ": " if column is None else f": column '{column}' "
         super().__init__(where + message)
         self.path, self.line, self.column = path, line, column
+
+
+class ArtifactError(LLMRecError):
+    """A file llmrec wrote (checkpoint, run folder) is missing, truncated, corrupt or of an old format."""

@@ -59,11 +59,11 @@ def test_train_then_eval_on_tiny_data(tiny_dir, tmp_path):
             "backbone.hidden=16", "backbone.inner=32", "eval.ks=[5,10]"]
     done = cli(*args, cwd=tmp_path)
     assert "| NDCG |" in done.stdout and "best epoch" in done.stdout
-    done = cli("eval", str(out / "best.pt"), "--json", cwd=tmp_path)
+    done = cli("eval", str(out / "best.safetensors"), "--json", cwd=tmp_path)
     full = json.loads(done.stdout)
     results = json.loads((out / "results.json").read_text())
     assert full["metrics"]["ndcg@10"] == pytest.approx(results["test"]["ndcg@10"])
-    done = cli("eval", str(out / "best.pt"), "--mode", "sampled", "--negatives", "5", cwd=tmp_path)
+    done = cli("eval", str(out / "best.safetensors"), "--mode", "sampled", "--negatives", "5", cwd=tmp_path)
     assert "SAMPLED (5 uniform negatives)" in done.stdout
 
 

@@ -127,7 +127,7 @@ def generate_all(cfg: AlignRunConfig, out_dir: str | Path, *, only: list[str] | 
 
 
 def _load_source(folder: Path, backend: Any, tokenizer: Any, pairs: Any, backend_kind: str):
-    if not (folder / "final.pt").exists():
+    if not (folder / "final.safetensors").exists():
         raise ConfigError(f"the permutation control reuses {folder.name!r}, which has not finished training in "
                           f"{folder.parent} (run it first, e.g. --only {folder.name})")
     return load_run(folder, backend=backend, tokenizer=tokenizer, pairs=pairs, backend_kind=backend_kind)

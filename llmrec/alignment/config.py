@@ -95,9 +95,9 @@ class AlignTrainConfig:
     out_dir: str = "runs/alignment"
     """Artifact folder."""
     resume: bool = True
-    """Resume from out_dir/last.pt when present."""
+    """Resume from out_dir/last.safetensors when present."""
     checkpoint_every: int = 25
-    """Write last.pt every this many steps."""
+    """Write last.safetensors every this many steps."""
     progress: bool = True
     """tqdm progress bars."""
 

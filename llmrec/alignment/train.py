@@ -85,12 +85,12 @@ def payload(s: Stage2, **extra: Any) -> dict:
 
 
 def fit(s: Stage2) -> dict[str, Any]:
-    """Train (or resume) and write ``final.pt``; variants without trainable parts just write it."""
+    """Train (or resume) and write ``final.safetensors``; variants without trainable parts just write it."""
     cfg, tc = s.cfg, s.cfg.train
     out = Path(tc.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "config.json", json.dumps(to_dict(cfg), indent=2))
-    final = out / "final.pt"
+    final = out / "final.safetensors"
     if final.exists() and tc.resume:
         s.aligner.load_trainable_state(load_checkpoint(final)["state"])
         return json.loads((out / "train_summary.json").read_text())
@@ -110,7 +110,7 @@ def fit(s: Stage2) -> dict[str, Any]:
     per_epoch = math.ceil(len(train) / tc.batch_size)
     total = per_epoch * tc.epochs
     step, seconds = 0, 0.0
-    last = out / "last.pt"
+    last = out / "last.safetensors"
     if last.exists() and tc.resume:
         ck = load_checkpoint(last)
         if _comparable(from_dict(AlignRunConfig, ck["config"])) != _comparable(cfg):
@@ -170,10 +170,10 @@ def _mean_tail(path: Path, key: str, n: int = 20) -> float | None:
 
 def load_run(run_dir: str | Path, *, backend: Any = None, backend_kind: str = "hf", tokenizer: Any = None,
              pairs: pd.DataFrame | None = None) -> Stage2:
-    """Rebuild a trained stage-2 model from its folder (``final.pt``)."""
-    path = Path(run_dir) / "final.pt"
+    """Rebuild a trained stage-2 model from its folder (``final.safetensors``)."""
+    path = Path(run_dir) / "final.safetensors"
     if not path.exists():
-        raise ConfigError(f"{run_dir} holds no final.pt (train it with `llmrec align train`)")
+        raise ConfigError(f"{run_dir} holds no final.safetensors (train it with `llmrec align train`)")
     ck = load_checkpoint(path)
     if ck.get("kind") != KIND:
         raise ConfigError(f"{path} is not a stage-2 checkpoint")

@@ -32,7 +32,7 @@ def main(args: argparse.Namespace) -> int:
 
         summary = fit(setup(cfg))
         print(json.dumps(summary, indent=1))
-        print(f"run folder {cfg.train.out_dir} (final.pt); explain with "
+        print(f"run folder {cfg.train.out_dir} (final.safetensors); explain with "
               f"`llmrec explain --run {cfg.train.out_dir} --user U --item I`")
         return 0
     from llmrec.alignment.teacher import run_teacher

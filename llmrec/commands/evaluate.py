@@ -9,7 +9,7 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help="best.pt or last.pt of a run folder, `explanations` or `seeds`")
+    parser.add_argument("checkpoint", help="best.safetensors or last.safetensors of a run folder, `explanations` or `seeds`")
     parser.add_argument("--split", choices=["valid", "test"], default="test")
     parser.add_argument("--mode", choices=["full", "sampled"], default="full",
                         help="sampled: target vs --negatives sampled items (labelled as such)")

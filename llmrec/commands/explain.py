@@ -10,7 +10,7 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run", required=True, help="stage-2 run folder (holds final.pt)")
+    parser.add_argument("--run", required=True, help="stage-2 run folder (holds final.safetensors)")
     parser.add_argument("--user", help="user id (the dataset's own)")
     parser.add_argument("--item", help="item id (the dataset's own)")
     parser.add_argument("--pairs", help="JSONL (user, item per line) or CSV/TSV with a user,item header")

@@ -14,8 +14,8 @@ import os
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", nargs="?", help="a training run folder (its best.pt) or a checkpoint file")
-    parser.add_argument("--explain", metavar="STAGE2_RUN", help="a stage-2 run folder (final.pt): serve /v1/explain")
+    parser.add_argument("run", nargs="?", help="a training run folder (its best.safetensors) or a checkpoint file")
+    parser.add_argument("--explain", metavar="STAGE2_RUN", help="a stage-2 run folder (final.safetensors): serve /v1/explain")
     parser.add_argument("--backend", choices=["hf", "vllm"], default="hf", help="LLM runtime for explanations")
     parser.add_argument("--max-batch", type=int, default=32, help="explain requests per batched generation")
     parser.add_argument("--max-wait-ms", type=float, default=10.0,

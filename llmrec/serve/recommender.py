@@ -51,14 +51,14 @@ class Recommender:
 
     @classmethod
     def from_run(cls, path: str | Path, *, device: str = "cpu") -> "Recommender":
-        """``path``: a run folder (its best.pt) or a checkpoint file."""
+        """``path``: a run folder (its best.safetensors) or a checkpoint file."""
         from llmrec.config import DataConfig, from_dict
         from llmrec.data.prepare import prepare
         from llmrec.errors import DataError
         from llmrec.train.checkpoint import load_model
 
         path = Path(path)
-        ckpt_path = path / "best.pt" if path.is_dir() else path
+        ckpt_path = path / "best.safetensors" if path.is_dir() else path
         if not ckpt_path.exists():
             raise DataError(f"{ckpt_path}: no checkpoint (train a model first: llmrec train)")
         model, ckpt = load_model(ckpt_path, device)

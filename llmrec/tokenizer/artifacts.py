@@ -33,7 +33,7 @@ from llmrec.train.checkpoint import load_checkpoint
 class TrainedTokenizer:
     def __init__(self, run_dir: str | Path, *, encoder: Any = None):
         self.dir = Path(run_dir)
-        for name in ("config.json", "best.pt", "tokens.npz", "vocab.json"):
+        for name in ("config.json", "best.safetensors", "tokens.npz", "vocab.json"):
             if not (self.dir / name).exists():
                 raise DataError(f"not a tokenizer run folder: {name} is missing (run `llmrec tokenizer train`)",
                                 path=str(self.dir))
@@ -46,7 +46,7 @@ class TrainedTokenizer:
         self.split = EdgeSplit.from_arrays({k[6:]: v for k, v in self.arrays.items() if k.startswith("edges_")})
         n_users, n_items = len(self.vocab["user"]), len(self.vocab["item"]) - 1
         self.model = BehaviorTokenizer(self.cfg.model, n_users=n_users, n_items=n_items)
-        self.model.load_state_dict(load_checkpoint(self.dir / "best.pt")["model"])
+        self.model.load_state_dict(load_checkpoint(self.dir / "best.safetensors")["model"])
         self.model.eval()
         self.adj = normalized_adjacency(self.split.train[:, 0], self.split.train[:, 1], n_users, n_items)
         self.records = self._read_records()

@@ -104,7 +104,7 @@ class TokenizerTrainConfig:
     out_dir: str = "runs/tokenizer"
     """Artifact folder."""
     resume: bool = True
-    """Resume from out_dir/last.pt when present."""
+    """Resume from out_dir/last.safetensors when present."""
     time_budget_s: float | None = None
     """Stop after this many seconds."""
     progress: bool = True

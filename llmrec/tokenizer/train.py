@@ -1,6 +1,6 @@
 """Stage-1 entry point: setup -> train -> save, used by ``llmrec tokenizer train`` and benchmarks.
 
-Writes into ``train.out_dir``: ``best.pt`` / ``last.pt`` (weights, optimiser, RNG, counters, run
+Writes into ``train.out_dir``: ``best.safetensors`` / ``last.safetensors`` (weights, optimiser, RNG, counters, run
 config), ``metrics.jsonl`` (per epoch: losses, codebook usage and perplexity, validation metrics,
 seconds), ``tokens.npz`` (per-entity code ids, codewords of the four codebooks, edge split),
 ``vocab.json``, ``intentions.jsonl`` (per entity: phrases, source pairs, raw LLM output, status,
@@ -172,7 +172,7 @@ def fit(stage: Stage1) -> dict[str, Any]:
     opt = torch.optim.Adam(model.parameters(), lr=t.lr)
     gen = torch.Generator().manual_seed(t.seed)
     state = {"epoch": 0, "best": -1.0, "best_epoch": 0, "bad": 0, "elapsed": 0.0, "epoch_seconds": []}
-    last = out / "last.pt"
+    last = out / "last.safetensors"
     if t.resume and last.exists():
         ckpt = load_checkpoint(last)
         model.load_state_dict(ckpt["model"])
@@ -218,7 +218,7 @@ def fit(stage: Stage1) -> dict[str, Any]:
             line |= {f"valid_{k}": v for k, v in metrics.items()}
             if metrics[t.metric] > state["best"]:
                 state |= {"best": metrics[t.metric], "best_epoch": epoch, "bad": 0}
-                save_checkpoint(out / "best.pt", {"model": model.state_dict(), "epoch": epoch})
+                save_checkpoint(out / "best.safetensors", {"model": model.state_dict(), "epoch": epoch})
             else:
                 state["bad"] += 1
         line["peak_rss_mb"] = _peak_rss_mb()
@@ -236,8 +236,8 @@ def fit(stage: Stage1) -> dict[str, Any]:
         if t.time_budget_s is not None and state["elapsed"] > t.time_budget_s:
             stopped_by = "time budget"
             break
-    if (out / "best.pt").exists():
-        model.load_state_dict(load_checkpoint(out / "best.pt")["model"])
+    if (out / "best.safetensors").exists():
+        model.load_state_dict(load_checkpoint(out / "best.safetensors")["model"])
     secs = state["epoch_seconds"]
     return {"epochs_run": state["epoch"], "best_epoch": state["best_epoch"], "stopped_by": stopped_by,
             f"best_valid_{t.metric}": state["best"], "train_seconds": state["elapsed"],

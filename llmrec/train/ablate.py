@@ -15,7 +15,7 @@ An ablation config is a run config (data, train, eval, semantic) plus keys of it
     by_popularity: [ndcg@20]        # optional: also these metrics by popularity group of the held-out item
 
 Each (backbone, variant, seed) trains into ``out/<backbone>/<variant>/seed<s>``; a finished run
-(results.json present) is reused, an interrupted one resumes from its last.pt. The report gives
+(results.json present) is reused, an interrupted one resumes from its last.safetensors. The report gives
 mean and std over seeds per cell, and paired bootstraps over test users (each user's metric first
 averaged over the seeds): every variant vs the reference variant (``plain`` when present, else the
 first) of its backbone, and with ``baseline`` every backbone vs the baseline in each variant.

@@ -1,7 +1,7 @@
 """Train-and-evaluate entry point: setup -> train -> save -> cleanup.
 
 Used by ``llmrec train``, ``llmrec demo`` and the benchmark. Writes into ``train.out_dir``:
-``best.pt``/``last.pt`` checkpoints, ``metrics.jsonl`` (one line per epoch), ``results.json`` and
+``best.safetensors``/``last.safetensors`` checkpoints, ``metrics.jsonl`` (one line per epoch), ``results.json`` and
 ``results.md`` (test metrics table).
 """
 

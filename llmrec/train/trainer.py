@@ -84,7 +84,7 @@ class Trainer:
             save_checkpoint(self.out / name, self._payload())
 
     def _try_resume(self) -> bool:
-        path = self.out / "last.pt"
+        path = self.out / "last.safetensors"
         if not (self.cfg.resume and path.exists()):
             return False
         ckpt = load_checkpoint(path, self.device)
@@ -146,8 +146,8 @@ class Trainer:
             if self.dist.is_main:
                 self._write_log()
             if improved:
-                self._save("best.pt")
-            self._save("last.pt")
+                self._save("best.safetensors")
+            self._save("last.safetensors")
             if self.bad_evals >= self.cfg.patience:
                 stopped = "early stopping"
             elif self.cfg.time_budget_s is not None and self.elapsed >= self.cfg.time_budget_s:
@@ -203,7 +203,7 @@ class Trainer:
                         popularity=self.popularity)
 
     def load_best(self) -> None:
-        barrier(self.dist)  # rank 0 may still be writing best.pt
-        path = self.out / "best.pt"
+        barrier(self.dist)  # rank 0 may still be writing best.safetensors
+        path = self.out / "best.safetensors"
         if path.exists():
             self.model.load_state_dict(load_checkpoint(path, self.device)["model"])

@@ -44,7 +44,7 @@ def test_permutation_control_reuses_the_trained_model(stage1, tmp_path):
     assert type(backend.model) is llm_class  # the LoRA source was unwrapped after its control, too
     assert (tmp_path / "sweep" / "lora_shuffled" / "gen_test.jsonl").exists()
     assert summaries["beat"]["steps"] == 1 and summaries["beat_shuffled"] == {"shuffled_of": "beat", "steps": 0}
-    assert not (tmp_path / "sweep" / "beat_shuffled" / "final.pt").exists()  # nothing trained for it
+    assert not (tmp_path / "sweep" / "beat_shuffled" / "final.safetensors").exists()  # nothing trained for it
     # its prompts carry the donor pair's tokens from beat's trained projection
     from llmrec.alignment.compare import eval_rows
 

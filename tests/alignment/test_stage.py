@@ -150,7 +150,7 @@ def test_train_changes_only_the_projection_and_resumes_exactly(stage1, tmp_path,
 def test_resume_refuses_a_changed_config(stage1, tmp_path, monkeypatch):
     s = setup(align_cfg(stage1, tmp_path), backend=tiny_backend())
     fit(s)
-    (tmp_path / "final.pt").unlink()
+    (tmp_path / "final.safetensors").unlink()
     with pytest.raises(ConfigError, match="another model/train config"):
         fit(setup(align_cfg(stage1, tmp_path, sar=False), backend=tiny_backend()))
 
@@ -237,7 +237,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert cli(["explain", "--run", str(tmp_path)]) == 2
     assert "--user and --item, or --pairs" in capsys.readouterr().err
     assert cli(["explain", "--run", str(tmp_path), "--user", "1", "--item", "2"]) == 2
-    assert "no final.pt" in capsys.readouterr().err
+    assert "no final.safetensors" in capsys.readouterr().err
     assert cli(["eval", "explanations", "model.variant=nope", "model.tokenizer_run=x"]) == 2
     assert "model.variant" in capsys.readouterr().err
     assert cli(["eval", "explanations", "--reference", "nope", "model.tokenizer_run=x"]) == 2

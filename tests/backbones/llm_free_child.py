@@ -9,7 +9,9 @@ import sys
 
 CODE = (".py", ".pyc", ".so", ".pth", ".typed")  # interpreter and library code, not model or data
 FORBIDDEN = ("llmrec.llm", "llmrec.interests", "llmrec.alignment", "llmrec.tokenizer", "transformers",
-             "sentence_transformers", "vllm", "peft", "llama_cpp", "gguf", "safetensors")
+             "sentence_transformers", "vllm", "peft", "llama_cpp", "gguf")
+# safetensors is not listed: llmrec's own checkpoints are safetensors files (LLM loading would still pull
+# in transformers or gguf, which are)
 
 
 def main() -> None:

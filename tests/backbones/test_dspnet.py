@@ -129,7 +129,7 @@ def test_resume_restores_the_adversary_and_its_optimiser(tiny_cfg, tmp_path, mon
     run(scene_run(tiny_cfg, tmp_path / "full"))
     resumed = crash_then_resume(monkeypatch, lambda: run(scene_run(tiny_cfg, tmp_path / "resumed")))
     assert resumed["resumed"]
-    full, res = (load_checkpoint(tmp_path / d / "last.pt") for d in ("full", "resumed"))
+    full, res = (load_checkpoint(tmp_path / d / "last.safetensors") for d in ("full", "resumed"))
     assert any(k.startswith("discriminator.") for k in full["model"])
     assert all(torch.equal(full["model"][k], res["model"][k]) for k in full["model"])
     assert full["adversary_optimizer"]["state"].keys() == res["adversary_optimizer"]["state"].keys()
@@ -154,7 +154,7 @@ def test_dspnet_trains_on_a_generic_csv_with_a_scene_column(tmp_path):
     })
     out = run(cfg)
     assert out["users"] == 30 and 0.0 <= out["test"]["ndcg@10"] <= out["test"]["hr@10"] <= 1.0
-    ckpt = load_checkpoint(tmp_path / "run" / "best.pt")
+    ckpt = load_checkpoint(tmp_path / "run" / "best.safetensors")
     assert ckpt["backbone"]["n_scenes"] == 4  # '' (none) + three scenes
 
 

@@ -43,7 +43,7 @@ def test_ibim_trains_with_esim_interests_of_real_users_and_serves_without_them(t
     record = json.loads((tmp_path / "ibim" / "metrics.jsonl").read_text().splitlines()[0])
     assert record["loss_align"] > 0 and 0 < record["loss_predict"] < 2
     assert out["test"]["ndcg@20"] > 0.01  # popularity-level or better after one epoch, not noise (~0.001)
-    ckpt = tmp_path / "ibim" / "best.pt"
+    ckpt = tmp_path / "ibim" / "best.safetensors"
     items = [[0] * 45 + [1, 50, 100, 181, 258]]
     proc = subprocess.run([sys.executable, str(ROOT / "tests" / "backbones" / "llm_free_child.py"), str(ckpt),
                            json.dumps(items)], capture_output=True, text=True, timeout=300)

@@ -12,6 +12,7 @@ import torch
 from llmrec.backbones.registry import build_backbone
 from llmrec.config import RunConfig, from_dict
 from llmrec.train.run import run
+from llmrec.train.checkpoint import load_checkpoint
 from tests.backbones.test_contract import tiny_batch
 
 
@@ -55,7 +56,7 @@ def test_blade_trains_on_written_multibehaviour_files(tmp_path, source, filename
     out = run_on(tmp_path, source, filename, writer,
                  {"name": "blade", "hidden": 16, "n_layers": 1, "inner": 32, "n_experts": 2})
     assert out["users"] == 30 and out["derived"] == []  # real behaviours, nothing derived
-    ckpt = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
+    ckpt = load_checkpoint(tmp_path / "run" / "best.safetensors")
     assert ckpt["backbone"]["n_behaviors"] == n_behaviors
     records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert all(r["loss_cl"] > 0 and r["expert0_usage"] + r["expert1_usage"] == pytest.approx(1, abs=1e-4)
@@ -66,7 +67,7 @@ def test_blade_trains_on_written_multibehaviour_files(tmp_path, source, filename
 def test_sasrec_behaviour_embedding_trains_on_a_written_file(tmp_path):
     out = run_on(tmp_path, "taobao", "UserBehavior.csv", write_taobao,
                  {"name": "sasrec", "behaviors": True, "hidden": 16, "n_layers": 1, "inner": 32})
-    ckpt = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
+    ckpt = load_checkpoint(tmp_path / "run" / "best.safetensors")
     assert ckpt["backbone"]["behaviors"] and ckpt["model"]["beh_emb.weight"].shape == (4, 16)
     assert 0.0 <= out["test"]["ndcg@5"] <= out["test"]["hr@5"] <= 1.0
 

@@ -134,9 +134,9 @@ def test_zero_weights_reproduce_the_plain_backbone_bit_for_bit(tiny_cfg, tmp_pat
     run(semantic_run(tiny_cfg, tmp_path / "on", artifact, backbone=backbone))
     assert zero["semantic"]["users_covered"] == 10 and plain["semantic"] is None
     assert [r["loss"] for r in lines(tmp_path / "plain")] == [r["loss"] for r in lines(tmp_path / "zero")]
-    a = load_checkpoint(tmp_path / "plain" / "last.pt")["model"]
-    b = load_checkpoint(tmp_path / "zero" / "last.pt")["model"]
-    c = load_checkpoint(tmp_path / "on" / "last.pt")["model"]
+    a = load_checkpoint(tmp_path / "plain" / "last.safetensors")["model"]
+    b = load_checkpoint(tmp_path / "zero" / "last.safetensors")["model"]
+    c = load_checkpoint(tmp_path / "on" / "last.safetensors")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert plain["test"] == zero["test"]
     assert not all(torch.equal(a[k], c[k]) for k in a)  # the terms do change training
@@ -148,7 +148,7 @@ def test_resume_with_the_adapter_matches_an_uninterrupted_run(tiny_cfg, tmp_path
     run(semantic_run(tiny_cfg, tmp_path / "full", artifact))
     resumed = crash_then_resume(monkeypatch, lambda: run(semantic_run(tiny_cfg, tmp_path / "resumed", artifact)))
     assert resumed["resumed"]
-    full, res = (load_checkpoint(tmp_path / d / "last.pt") for d in ("full", "resumed"))
+    full, res = (load_checkpoint(tmp_path / d / "last.safetensors") for d in ("full", "resumed"))
     for part in ("model", "adapter"):
         assert full[part].keys() == res[part].keys() and full[part]
         assert all(torch.equal(full[part][k], res[part][k]) for k in full[part])
@@ -174,7 +174,7 @@ def test_artifact_errors_name_the_file_line_and_ids(tmp_path):
 def test_trained_model_scores_without_any_llm_or_encoder(tiny_cfg, tmp_path, artifact):
     """A model trained with semantic signals is served from its checkpoint alone."""
     run(semantic_run(tiny_cfg, tmp_path / "r", artifact))
-    ckpt = tmp_path / "r" / "best.pt"
+    ckpt = tmp_path / "r" / "best.safetensors"
     items = [[0, 0, 3, 5, 7, 9, 2, 4], [1, 2, 3, 4, 5, 6, 7, 8]]
     proc = subprocess.run([sys.executable, str(HERE / "llm_free_child.py"), str(ckpt), json.dumps(items)],
                           capture_output=True, text=True, timeout=300)

@@ -17,6 +17,7 @@ from llmrec.data.prepare import prepare
 from llmrec.data.sequences import TrainWindows
 from llmrec.train.seed import seed_everything
 from llmrec.train.trainer import Trainer
+from llmrec.train.checkpoint import save_checkpoint
 
 
 def main(data_dir: str, out_dir: str, mode: str = "") -> None:
@@ -49,12 +50,11 @@ def main(data_dir: str, out_dir: str, mode: str = "") -> None:
     initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
     trainer._epoch(train)
     rank = trainer.dist.rank
-    torch.save({"world_size": trainer.dist.world_size, "users": seen, "n_windows": len(train),
+    save_checkpoint(Path(out_dir) / f"rank{rank}-of-{trainer.dist.world_size}.safetensors", {"world_size": trainer.dist.world_size, "users": seen, "n_windows": len(train),
                 "targets_per_window": int((original(torch.arange(len(train)).numpy())["targets"] > 0)
                                           .sum(1).min()),
                 "initial": initial, "params": {k: v.detach().clone() for k, v in model.state_dict().items()},
-                "heads": {k: v.detach().clone() for k, v in (adapter.state_dict() if adapter else {}).items()}},
-               Path(out_dir) / f"rank{rank}-of-{trainer.dist.world_size}.pt")
+                "heads": {k: v.detach().clone() for k, v in (adapter.state_dict() if adapter else {}).items()}})
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from tests.conftest import write_atomic_dataset
+from llmrec.train.checkpoint import load_checkpoint
 
 WORKER = Path(__file__).with_name("dist_worker.py")
 
@@ -50,9 +51,9 @@ def test_two_process_gloo_matches_single_process(tmp_path, launcher):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
 
-    r0 = torch.load(multi / "rank0-of-2.pt")
-    r1 = torch.load(multi / "rank1-of-2.pt")
-    ref = torch.load(single / "rank0-of-1.pt")
+    r0 = load_checkpoint(multi / "rank0-of-2.safetensors")
+    r1 = load_checkpoint(multi / "rank1-of-2.safetensors")
+    ref = load_checkpoint(single / "rank0-of-1.safetensors")
     assert r0["world_size"] == r1["world_size"] == 2
     # disjoint shards that together are the single process's batch
     assert r0["users"] and r1["users"] and not set(r0["users"]) & set(r1["users"])
@@ -75,7 +76,7 @@ def two_ranks(tmp_path, mode: str):
     cmd = LAUNCHERS["torchrun"](free_port()) + [str(WORKER), str(data), str(out), mode]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    return torch.load(out / "rank0-of-2.pt"), torch.load(out / "rank1-of-2.pt")
+    return load_checkpoint(out / "rank0-of-2.safetensors"), load_checkpoint(out / "rank1-of-2.safetensors")
 
 
 def test_two_process_gloo_with_the_semantic_adapter_stays_in_sync(tmp_path):

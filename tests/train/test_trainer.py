@@ -32,8 +32,8 @@ def test_seeded_runs_repeat_exactly(tiny_cfg, tmp_path):
     b = run(tiny_run(tiny_cfg, tmp_path / "b"))
     assert losses(tmp_path / "a") == losses(tmp_path / "b")
     assert a["test"] == b["test"]
-    sa = load_checkpoint(tmp_path / "a" / "last.pt")["model"]
-    sb = load_checkpoint(tmp_path / "b" / "last.pt")["model"]
+    sa = load_checkpoint(tmp_path / "a" / "last.safetensors")["model"]
+    sb = load_checkpoint(tmp_path / "b" / "last.safetensors")["model"]
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     run(tiny_run(tiny_cfg, tmp_path / "c", seed=7))
     assert losses(tmp_path / "c") != losses(tmp_path / "a")
@@ -52,18 +52,18 @@ def test_resume_after_interruption_matches_uninterrupted(tiny_cfg, tmp_path, mon
     assert crashed_epochs == [2]
     assert out["resumed"] is True
     assert losses(tmp_path / "resumed") == losses(tmp_path / "full")  # no duplicate lines
-    full = load_checkpoint(tmp_path / "full" / "last.pt")["model"]
-    res = load_checkpoint(tmp_path / "resumed" / "last.pt")["model"]
+    full = load_checkpoint(tmp_path / "full" / "last.safetensors")["model"]
+    res = load_checkpoint(tmp_path / "resumed" / "last.safetensors")["model"]
     assert all(torch.equal(full[k], res[k]) for k in full)
 
 
 def test_checkpoint_holds_config_and_vocabularies(tiny_cfg, tmp_path):
     out = run(tiny_run(tiny_cfg, tmp_path / "r", epochs=2))
-    ckpt = load_checkpoint(tmp_path / "r" / "best.pt")
+    ckpt = load_checkpoint(tmp_path / "r" / "best.safetensors")
     assert ckpt["item_vocab"][0] == "[PAD]" and ckpt["user_vocab"][0] == "u1"
     assert ckpt["run_config"]["backbone"]["hidden"] == 16
     assert ckpt["backbone"]["n_items"] == len(ckpt["item_vocab"]) - 1
-    model, _ = load_model(tmp_path / "r" / "best.pt")
+    model, _ = load_model(tmp_path / "r" / "best.safetensors")
     assert model.config.hidden == 16
     results = json.loads((tmp_path / "r" / "results.json").read_text())
     assert results["test"]["ndcg@10"] == pytest.approx(out["test"]["ndcg@10"])
