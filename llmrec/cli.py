@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 # name -> (module with add_arguments(parser) and main(args), one-line help)
@@ -57,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_intermixed_args(argv[1:])
     from llmrec.errors import LLMRecError
 
+    # one INFO channel for what a user should see without a terminal: dtype choices, progress lines
+    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("llmrec").setLevel(logging.INFO)
     try:
         return int(module.main(args) or 0)
     except LLMRecError as exc:

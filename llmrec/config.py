@@ -215,6 +215,12 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     return value
 
 
+# dataclass name -> {old key: what replaced it}; an old key fails naming the new one
+RENAMED: dict[str, dict[str, str]] = {
+    "AlignModelConfig": {"bf16": "dtype (auto|float32|bfloat16; bf16: true -> dtype: bfloat16)"},
+}
+
+
 def from_dict(cls: type, values: dict[str, Any], *, prefix: str = "") -> Any:
     """Build dataclass ``cls`` from a mapping; unknown keys and wrong types raise ConfigError."""
     hints = typing.get_type_hints(cls)
@@ -222,6 +228,9 @@ def from_dict(cls: type, values: dict[str, Any], *, prefix: str = "") -> Any:
     kwargs = {}
     for key, value in values.items():
         dotted = f"{prefix}.{key}" if prefix else key
+        if key in RENAMED.get(cls.__name__, {}):
+            new = RENAMED[cls.__name__][key]
+            raise ConfigError(f"config key '{dotted}' was replaced by '{prefix + '.' if prefix else ''}{new}'")
         if key not in names:
             close = [n for n in names if n.startswith(key[:3])]
             hint = f" (did you mean {close[0]!r}?)" if close else ""

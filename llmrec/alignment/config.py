@@ -62,9 +62,11 @@ class AlignModelConfig:
     """> 0: ablation that also trains LoRA adapters (peft) on the LLM's attention projections."""
     lora_alpha: int = 16
     """LoRA scaling numerator."""
-    bf16: bool = True
-    """bfloat16 autocast for the LLM forward/backward (about 1.5x faster here on CPU; weights stay
-    float32, the loss is computed in float32)."""
+    dtype: str = "auto"
+    """auto|float32|bfloat16: compute dtype of the LLM forward/backward and of explanation
+    generation (bf16 as autocast; weights stay float32, the loss is float32). auto = bf16 only where
+    the CPU has native bf16 (avx512_bf16/amx_bf16) or the CUDA device supports it: emulated bf16 was
+    measured 8-17x slower than float32 on a CPU without it. The log names the flags and the choice."""
     prompt: str | None = None
     """Prompt template; default: explanation (soft tokens), explanation_title, explanation_profile."""
 

@@ -75,9 +75,19 @@ class Aligner(nn.Module):
     def device(self) -> torch.device:
         return getattr(self.backend, "device", torch.device("cpu"))  # vLLM takes CPU embeddings
 
+    @property
+    def compute_dtype(self) -> str:
+        """model.dtype resolved once for this device (auto: bf16 only where it is native)."""
+        if getattr(self, "_dtype", None) is None:
+            from llmrec.dtype import resolve_dtype
+
+            self._dtype = resolve_dtype(self.cfg.dtype, self.device, key="model.dtype")[0]
+        return self._dtype
+
     def autocast(self):
-        on = self.cfg.bf16 and self.device.type == "cpu" and hasattr(self.backend, "model")
-        return torch.autocast("cpu", dtype=torch.bfloat16) if on else nullcontext()
+        # vLLM takes embeddings and runs in its own dtype; only an in-process HF model is autocast
+        on = hasattr(self.backend, "model") and self.compute_dtype == "bfloat16"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16) if on else nullcontext()
 
     # -- prompts ---------------------------------------------------------------------------------
     def soft_blocks(self, rows: pd.DataFrame) -> tuple[torch.Tensor | None, torch.Tensor | None]:

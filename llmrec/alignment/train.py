@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from llmrec.alignment.config import AlignRunConfig
 from llmrec.alignment.model import Aligner, check_variant
@@ -23,6 +22,7 @@ from llmrec.config import from_dict, to_dict
 from llmrec.errors import ConfigError
 from llmrec.train.checkpoint import load_checkpoint, save_checkpoint
 from llmrec.train.seed import rng_state, seed_everything, set_rng_state
+from llmrec.progress import progress_bar
 
 KIND = "llmrec-alignment"
 # settings that may change between a run and its resume
@@ -122,7 +122,7 @@ def fit(s: Stage2) -> dict[str, Any]:
         step, seconds = ck["step"], ck["seconds"]
     _trim_log(out / "metrics.jsonl", step)
     s.aligner.train()
-    bar = tqdm(total=total, initial=step, desc=f"align {cfg.model.variant}", disable=None if tc.progress else True)
+    bar = progress_bar(total=total, initial=step, desc=f"align {cfg.model.variant}", enabled=tc.progress)
     while step < total:
         epoch, k = divmod(step, per_epoch)
         order = np.random.default_rng(tc.seed + epoch).permutation(len(train))

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from tqdm.auto import tqdm
 
 from llmrec.atomic import write_text
 from llmrec.errors import ConfigError, DataError
+from llmrec.progress import progress_bar
 
 Call = Callable[[Sequence[dict]], list[str]]
 """Sends a batch of records to the LLM, returns one raw text per record."""
@@ -112,8 +112,8 @@ class JobRunner:
             f.truncate(state["bytes"])
         n_batches = -(-len(records) // self.batch_size)
         stop = n_batches if limit is None else min(n_batches, -(-max(limit, 0) // self.batch_size))
-        bar = tqdm(total=len(records), initial=min(len(records), resumed * self.batch_size),
-                   desc=self.desc, disable=None if self.progress else True)
+        bar = progress_bar(total=len(records), initial=min(len(records), resumed * self.batch_size),
+                   desc=self.desc, enabled=self.progress)
         for b in range(resumed, stop):
             batch = records[b * self.batch_size:(b + 1) * self.batch_size]
             lines = self._process(batch, call, parse, repair, fallback, state)

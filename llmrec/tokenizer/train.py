@@ -31,6 +31,7 @@ from llmrec.tokenizer.semantic import random_mask
 from llmrec.tokenizer.vq import codes_stats
 from llmrec.train.checkpoint import load_checkpoint, save_checkpoint
 from llmrec.train.seed import rng_state, seed_everything, set_rng_state
+from llmrec.progress import progress_bar
 
 KS = [10, 20]
 
@@ -193,7 +194,7 @@ def fit(stage: Stage1) -> dict[str, Any]:
         order = torch.randperm(len(edges), generator=gen)
         sums: dict[str, float] = {}
         steps = range(0, len(edges), t.batch_size)
-        for s in tqdm(steps, desc=f"epoch {epoch}", disable=None if t.progress else True, leave=False):
+        for s in progress_bar(steps, desc=f"epoch {epoch}", enabled=t.progress, leave=False):
             batch = _batch(stage, edges[order[s:s + t.batch_size]].to(stage.device), gen)
             terms = model.loss(stage.adj, batch, alpha=cfg.semantic.alpha, beta=cfg.semantic.beta,
                                temperature=cfg.semantic.temperature)

@@ -25,6 +25,7 @@ from llmrec.eval.ranking import EvalResult, evaluate
 from llmrec.train.checkpoint import load_checkpoint, save_checkpoint
 from llmrec.train.distributed import DistInfo, barrier, init_distributed, resolve_device
 from llmrec.train.seed import rng_state, seed_everything, set_rng_state
+from llmrec.progress import progress_bar
 
 
 class Trainer:
@@ -164,8 +165,8 @@ class Trainer:
         n_batches = math.ceil(len(train) / self.cfg.batch_size)
         batches = train.iterate(self.cfg.batch_size, generator=gen, rank=self.dist.rank,
                                 world_size=self.dist.world_size)
-        bar = tqdm(batches, total=n_batches, desc=f"epoch {self.epoch + 1}", leave=False,
-                   disable=None if (self.cfg.progress and self.dist.is_main) else True)  # None: off when not a terminal
+        bar = progress_bar(batches, total=n_batches, desc=f"epoch {self.epoch + 1}", leave=False,
+                           enabled=self.cfg.progress and self.dist.is_main)
         for batch in bar:
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
             loss = self.step_model(batch)

