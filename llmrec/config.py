@@ -59,6 +59,11 @@ class DataConfig:
     """Share of explanation pairs in the explanation test split."""
     zero_shot_ratio: float = 0.05
     """Share of users (and then items) held out entirely for the zero-shot explanation split."""
+    explanation_split_version: Literal[1, 2] = 2
+    """2: split membership by a seeded hash of the raw user (zero-shot) and of the raw pair
+    (train/valid/test), so adding or removing a row moves only that row. 1: seeded permutations of
+    dense ids (every run made before 2026-12 and the published tables; one changed line can move
+    many pairs)."""
     max_len: int = 50
     """Length of input sequences for sequential backbones."""
     window_stride: int | None = None
@@ -215,6 +220,10 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     return value
 
 
+# loop settings that only make sense above 0, in every config section that has them
+POSITIVE = frozenset({"epochs", "lr", "batch_size", "token_lr", "text_batch_size", "eval_every",
+                      "checkpoint_every", "max_len"})
+
 # dataclass name -> {old key: what replaced it}; an old key fails naming the new one
 RENAMED: dict[str, dict[str, str]] = {
     "AlignModelConfig": {"bf16": "dtype (auto|float32|bfloat16; bf16: true -> dtype: bfloat16)"},
@@ -236,6 +245,8 @@ def from_dict(cls: type, values: dict[str, Any], *, prefix: str = "") -> Any:
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"unknown config key '{dotted}'{hint}; known: {sorted(names)}")
         kwargs[key] = _coerce(value, hints[key], dotted)
+        if key in POSITIVE and kwargs[key] is not None and kwargs[key] <= 0:
+            raise ConfigError(f"{dotted}: must be greater than 0, got {kwargs[key]!r}")
     return cls(**kwargs)
 
 

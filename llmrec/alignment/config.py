@@ -168,6 +168,9 @@ class AlignRunConfig:
         bad = [s for s in self.eval.splits if s not in ("train", "valid", "test", "zero_shot")]
         if bad:
             raise ConfigError(f"eval.splits: unknown split(s) {bad}; known: train, valid, test, zero_shot")
+        from llmrec.llm.catalog import require_installed
+
+        require_installed(self.model.llm, key="model.llm")  # seconds, before any data or model loads
 
 
 def load_align_config(path: str | Path | None = None, overrides: list[str] | None = None) -> AlignRunConfig:

@@ -61,7 +61,11 @@ def rows_for(s: Stage2, wanted: list[tuple], *, source: str = "argument") -> pd.
     """Rows for raw (user, item[, file line]) ids: dense ids from the stage-1 vocabulary, the
     item's title, and (for the profile prompt) any summary the pair table holds for that user and
     that item. Errors name ``source`` and the line."""
-    tok, pairs = s.tokenizer, s.pairs
+    return rows_from(s.tokenizer, s.pairs, wanted, source=source)
+
+
+def rows_from(tok: Any, pairs: pd.DataFrame, wanted: list[tuple], *, source: str = "argument") -> pd.DataFrame:
+    """:func:`rows_for` from the stage-1 run and the pair table alone (no LLM needed)."""
     titles = dict(zip(pairs["item_raw"], pairs["title"]))
     user_sum = dict(zip(pairs["user_raw"], pairs["user_summary"]))
     item_sum = dict(zip(pairs["item_raw"], pairs["item_summary"]))

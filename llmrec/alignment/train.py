@@ -8,7 +8,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,7 @@ from llmrec.alignment.pairs import load_pairs, sample
 from llmrec.atomic import write_text
 from llmrec.config import from_dict, to_dict
 from llmrec.errors import ConfigError
-from llmrec.train.checkpoint import load_checkpoint, save_checkpoint
+from llmrec.train.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
 from llmrec.train.seed import rng_state, seed_everything, set_rng_state
 from llmrec.progress import progress_bar
 
@@ -91,7 +91,7 @@ def fit(s: Stage2) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "config.json", json.dumps(to_dict(cfg), indent=2))
     final = out / "final.safetensors"
-    if final.exists() and tc.resume:
+    if tc.resume and checkpoint_exists(final):
         s.aligner.load_trainable_state(load_checkpoint(final)["state"])
         return json.loads((out / "train_summary.json").read_text())
     seed_everything(tc.seed)
@@ -111,7 +111,7 @@ def fit(s: Stage2) -> dict[str, Any]:
     total = per_epoch * tc.epochs
     step, seconds = 0, 0.0
     last = out / "last.safetensors"
-    if last.exists() and tc.resume:
+    if tc.resume and checkpoint_exists(last):
         ck = load_checkpoint(last)
         if _comparable(from_dict(AlignRunConfig, ck["config"])) != _comparable(cfg):
             raise ConfigError(f"{last} was written with another model/train config; use another out_dir "
@@ -169,15 +169,21 @@ def _mean_tail(path: Path, key: str, n: int = 20) -> float | None:
 
 
 def load_run(run_dir: str | Path, *, backend: Any = None, backend_kind: str = "hf", tokenizer: Any = None,
-             pairs: pd.DataFrame | None = None) -> Stage2:
-    """Rebuild a trained stage-2 model from its folder (``final.safetensors``)."""
+             pairs: pd.DataFrame | None = None,
+             before_llm: Callable[[Any, pd.DataFrame], None] | None = None) -> Stage2:
+    """Rebuild a trained stage-2 model from its folder (``final.safetensors``). ``before_llm(tokenizer,
+    pairs)`` runs once the stage-1 run and pairs are read, before the LLM loads: input checks there
+    fail in seconds instead of after the model load."""
     path = Path(run_dir) / "final.safetensors"
-    if not path.exists():
+    if not checkpoint_exists(path):
         raise ConfigError(f"{run_dir} holds no final.safetensors (train it with `llmrec align train`)")
     ck = load_checkpoint(path)
     if ck.get("kind") != KIND:
         raise ConfigError(f"{path} is not a stage-2 checkpoint")
     cfg = from_dict(AlignRunConfig, ck["config"])
+    if before_llm is not None:
+        tokenizer, pairs = load_inputs(cfg, tokenizer, pairs)
+        before_llm(tokenizer, pairs)
     s = setup(cfg, backend=backend, tokenizer=tokenizer, pairs=pairs, backend_kind=backend_kind)
     if s.aligner.template.hash != ck["prompt_hash"]:
         raise ConfigError(f"{path}: prompt {ck['prompt']!r} changed since training "

@@ -27,6 +27,10 @@ def main(args: argparse.Namespace) -> int:
     cfg = load_align_config(args.config, list(args.overrides))
     cfg.check()
     models = [m.strip() for m in args.models.split(",") if m.strip()]
+    from llmrec.llm.catalog import require_installed
+
+    for m in models:
+        require_installed(m, key="--models")
     compare_llms(cfg, models, args.out, variants=[v.strip() for v in args.variants.split(",") if v.strip()],
                  backend_kind=args.backend)
     print((Path(args.out) / "compare_llms.md").read_text())

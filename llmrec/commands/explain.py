@@ -24,7 +24,7 @@ def main(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from llmrec.alignment.explain import explain_rows, read_pairs_file, rows_for
+    from llmrec.alignment.explain import explain_rows, read_pairs_file, rows_from
     from llmrec.alignment.train import load_run
     from llmrec.errors import ConfigError
 
@@ -32,12 +32,17 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError("explain needs either --user and --item, or --pairs")
     if not args.pairs and not (args.user and args.item):
         raise ConfigError("explain needs both --user and --item")
-    s = load_run(args.run, backend_kind=args.backend)
+    wanted = read_pairs_file(args.pairs) if args.pairs else [(args.user, args.item)]
+    found = []  # ids are checked against the stage-1 vocabulary before the LLM loads
+
+    def check_ids(tokenizer, pairs) -> None:
+        found.append(rows_from(tokenizer, pairs, wanted, source=args.pairs or "argument"))
+
+    s = load_run(args.run, backend_kind=args.backend, before_llm=check_ids)
+    rows = found[0]
     if args.pairs:
-        rows = rows_for(s, read_pairs_file(args.pairs), source=args.pairs)
         output = Path(args.output or Path(args.pairs).with_suffix(".explained.jsonl"))
     else:
-        rows = rows_for(s, [(args.user, args.item)])
         output = Path(args.run) / "explain_cli" / f"{args.user}_{args.item}.jsonl"
         if output.exists():  # one-off: always generate afresh
             for p in output.parent.glob(output.name + "*"):

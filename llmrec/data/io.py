@@ -30,6 +30,8 @@ class BadRows(Counter):
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise DataError("file does not exist", path=str(path))
+    if path.is_dir():
+        raise DataError("is a folder; data.path must name the data file here", path=str(path))
     if path.stat().st_size == 0:
         raise DataError("file is empty", path=str(path))
 

@@ -207,11 +207,14 @@ def prepare_raw(raw: RawData, cfg: DataConfig) -> Prepared:
 
         expl = raw.explanations
         known = expl["user"].isin(uid.index) & expl["item"].isin(iid.index)
+        raw_ids = expl.loc[known, ["user", "item"]].to_numpy().astype(str)
         expl = expl.loc[known].assign(user=uid.reindex(expl.loc[known, "user"]).to_numpy(),
                                       item=iid.reindex(expl.loc[known, "item"]).to_numpy())
         explanations = split_explanations(expl, seed=cfg.seed, valid_ratio=cfg.explanation_valid_ratio,
                                           test_ratio=cfg.explanation_test_ratio,
-                                          zero_shot_ratio=cfg.zero_shot_ratio)
+                                          zero_shot_ratio=cfg.zero_shot_ratio,
+                                          version=cfg.explanation_split_version,
+                                          raw_user=raw_ids[:, 0], raw_item=raw_ids[:, 1])
     meta = {
         "derived": raw.derived, "split_protocol": protocol, "dropped_rows": raw.dropped_rows,
         "rows_read": n_raw, "sources": raw.sources, "has_timestamp": raw.has_timestamp,

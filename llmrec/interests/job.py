@@ -103,6 +103,10 @@ def run_job(cfg: InterestsConfig, *, dry_run: bool = False, limit: int | None = 
     from llmrec.llm.jobs import read_results
 
     t0 = time.perf_counter()
+    if llm is None and generate is None:  # --dry-run too: say now, not after clustering
+        from llmrec.llm.catalog import require_installed
+
+        require_installed(cfg.extract.llm, key="extract.llm")
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     data = prepare(cfg.data)

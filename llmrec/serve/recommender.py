@@ -55,11 +55,11 @@ class Recommender:
         from llmrec.config import DataConfig, from_dict
         from llmrec.data.prepare import prepare
         from llmrec.errors import DataError
-        from llmrec.train.checkpoint import load_model
+        from llmrec.train.checkpoint import checkpoint_exists, load_model
 
         path = Path(path)
         ckpt_path = path / "best.safetensors" if path.is_dir() else path
-        if not ckpt_path.exists():
+        if not checkpoint_exists(ckpt_path):
             raise DataError(f"{ckpt_path}: no checkpoint (train a model first: llmrec train)")
         model, ckpt = load_model(ckpt_path, device)
         model.eval()

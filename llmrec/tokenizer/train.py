@@ -29,7 +29,7 @@ from llmrec.tokenizer.graph import normalized_adjacency
 from llmrec.tokenizer.model import SIDES, BehaviorTokenizer
 from llmrec.tokenizer.semantic import random_mask
 from llmrec.tokenizer.vq import codes_stats
-from llmrec.train.checkpoint import load_checkpoint, save_checkpoint
+from llmrec.train.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
 from llmrec.train.seed import rng_state, seed_everything, set_rng_state
 from llmrec.progress import progress_bar
 
@@ -174,7 +174,7 @@ def fit(stage: Stage1) -> dict[str, Any]:
     gen = torch.Generator().manual_seed(t.seed)
     state = {"epoch": 0, "best": -1.0, "best_epoch": 0, "bad": 0, "elapsed": 0.0, "epoch_seconds": []}
     last = out / "last.safetensors"
-    if t.resume and last.exists():
+    if t.resume and checkpoint_exists(last):
         ckpt = load_checkpoint(last)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])

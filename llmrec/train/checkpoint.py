@@ -96,6 +96,17 @@ def legacy_hint(path: Path) -> str:
             f"`llmrec checkpoint convert {path}`")
 
 
+def checkpoint_exists(path: str | Path) -> bool:
+    """Whether the checkpoint ``path`` exists; only an old-format ``.pt`` beside it is an error
+    (resuming would otherwise silently start over)."""
+    path = Path(path)
+    if path.exists():
+        return True
+    if path.suffix == SUFFIX and path.with_suffix(".pt").exists():
+        raise ArtifactError(legacy_hint(path.with_suffix(".pt")))
+    return False
+
+
 def _is_pickle(path: Path) -> bool:
     with path.open("rb") as f:
         head = f.read(9)

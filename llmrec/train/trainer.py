@@ -22,7 +22,7 @@ from llmrec.atomic import write_text
 from llmrec.config import EvalConfig, TrainConfig
 from llmrec.data.sequences import EvalExamples, TrainWindows
 from llmrec.eval.ranking import EvalResult, evaluate
-from llmrec.train.checkpoint import load_checkpoint, save_checkpoint
+from llmrec.train.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
 from llmrec.train.distributed import DistInfo, barrier, init_distributed, resolve_device
 from llmrec.train.seed import rng_state, seed_everything, set_rng_state
 from llmrec.progress import progress_bar
@@ -86,7 +86,7 @@ class Trainer:
 
     def _try_resume(self) -> bool:
         path = self.out / "last.safetensors"
-        if not (self.cfg.resume and path.exists()):
+        if not (self.cfg.resume and checkpoint_exists(path)):
             return False
         ckpt = load_checkpoint(path, self.device)
         self.model.load_state_dict(ckpt["model"])

@@ -87,7 +87,7 @@ def test_token_lr_sets_the_step_of_input_space_tokens(stage1, tmp_path, model, t
     for k, v in steps.items():
         if k != token_key and v > 0:
             assert v == pytest.approx(cfg.train.lr, rel=1e-3), k
-    with pytest.raises(ConfigError, match="model.token_lr must be > 0"):
+    with pytest.raises(ConfigError, match="model.token_lr: must be greater than 0"):
         setup(align_cfg(stage1, tmp_path / "x", token_lr=0.0), backend=tiny_backend())
 
 

@@ -44,6 +44,9 @@ def load_xrec(cfg: DataConfig, bad: BadRows) -> RawData:
     sources = [str(p) for p in paths]
     explanations, items = None, None
     expl_path = folder / "explanations.jsonl"
+    if not expl_path.is_file():
+        raise DataError("no explanations.jsonl: an XRec folder holds interactions.csv and explanations.jsonl "
+                        "(for interactions alone use source: table)", path=str(folder))
     if expl_path.exists():
         table = read_jsonl(expl_path, required=["uid", "iid", "explanation"],
                            on_bad_rows=cfg.on_bad_rows, bad=bad)
