@@ -3,8 +3,9 @@
 /v1/stats``, ``GET /healthz``. Each POST route exists when its model is loaded.
 
 Errors: an unknown user or item id is 404 naming it; a malformed body or a value out of bounds
-(k, max_tokens, the number of cold-start interactions, text length) is 422 from the schema; a
-body over ``max_body_bytes`` is 413; a wrong or missing API key (when one is configured) is 401;
+(k, max_tokens, the number of cold-start interactions, text or id length) is 422 from the schema,
+naming the field and never echoing the input; a body over ``max_body_bytes`` is 413 (with or
+without a content-length header); a wrong or missing API key (when one is configured) is 401;
 a full explanation queue is 503. Scoring and generation run in worker threads, so a slow client
 or a long request never blocks the event loop; explanations go through the micro-batcher.
 """
@@ -17,11 +18,13 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field
 
 from llmrec.serve.batcher import MicroBatcher, QueueFull
+from llmrec.serve.guard import BodyLimit, docs_page, short_errors
 from llmrec.serve.explainer import Explainer, ExplainQuery
 from llmrec.serve.recommender import NotSupported, Recommender, UnknownId
 
@@ -93,22 +96,26 @@ def create_app(recommender: Recommender | None = None, explainer: Explainer | No
         if batcher is not None:
             await batcher.stop()
 
-    app = FastAPI(title="llmrec", version="0.1.0", lifespan=lifespan,
+    # Swagger UI and ReDoc load their scripts from a CDN, which an offline or air-gapped host cannot
+    # reach: /docs is a server-rendered page of the OpenAPI schema instead (no scripts at all)
+    app = FastAPI(title="llmrec", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Recommendations from a trained llmrec backbone (LLM-free) and explanations "
                               "from a frozen LLM reading behaviour tokens")
     app.state.batcher = batcher
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": short_errors(exc.errors())}, status_code=422)
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    def docs() -> str:
+        return docs_page(app.openapi())
     header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
     def check_key(key: str | None = Depends(header)) -> None:
         if api_key is not None and not (key and hmac.compare_digest(key, api_key)):
             raise HTTPException(401, "missing or wrong X-API-Key header")
-
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        size = request.headers.get("content-length")
-        if size is not None and (not size.isdigit() or int(size) > max_body_bytes):
-            return JSONResponse({"detail": f"request body over {max_body_bytes} bytes"}, status_code=413)
-        return await call_next(request)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
