@@ -37,9 +37,15 @@ def atomic_dir(folder: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     try:
         yield tmp
+        # two renames, then the slow delete: the target is missing only between the renames (Linux
+        # has no portable atomic swap of folders)
+        old = None
         if folder.exists():
-            shutil.rmtree(folder)
+            old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old."))
+            os.replace(folder, old / folder.name)
         os.replace(tmp, folder)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -53,3 +59,18 @@ def write_text(path: str | Path, text: str, *, fsync: bool = False) -> None:
             if fsync:
                 f.flush()
                 os.fsync(f.fileno())
+
+
+def save_npz(path: str | Path, **arrays) -> None:
+    """``np.savez`` into ``path`` atomically (np.savez on a name would also append '.npz' to a temporary)."""
+    import numpy as np
+
+    with atomic_file(path) as tmp, tmp.open("wb") as f:
+        np.savez(f, **arrays)
+
+
+def save_figure(fig, path: str | Path, **kwargs) -> None:
+    """``fig.savefig`` into ``path`` atomically; the format comes from the target's suffix."""
+    path = Path(path)
+    with atomic_file(path) as tmp, tmp.open("wb") as f:
+        fig.savefig(f, format=path.suffix.lstrip(".") or "png", **kwargs)

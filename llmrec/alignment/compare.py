@@ -26,7 +26,7 @@ from llmrec.alignment.config import AlignRunConfig
 from llmrec.alignment.explain import explain_rows
 from llmrec.alignment.pairs import sample, tokens_of_other_pairs
 from llmrec.alignment.train import fit, load_inputs, load_run, setup
-from llmrec.atomic import write_text
+from llmrec.atomic import save_figure, write_text
 from llmrec.config import apply_overrides, from_dict, to_dict
 from llmrec.errors import ConfigError
 
@@ -312,5 +312,5 @@ def _llm_plot(result: dict, path: Path) -> None:
             if r == 0 and c == 0:
                 ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)

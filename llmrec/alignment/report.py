@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llmrec.atomic import write_text
+from llmrec.atomic import save_figure, write_text
 from llmrec.eval import text as tm
 from llmrec.eval.bootstrap import paired_bootstrap, paired_bootstrap_corpus
 from llmrec.llm.jobs import read_results
@@ -143,7 +143,7 @@ def plot(result: dict, labels: dict[str, str], path: Path) -> None:
     if result.get("references"):
         fig.suptitle(f"references: {result['references']}", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 

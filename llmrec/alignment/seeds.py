@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from llmrec.atomic import write_text
+from llmrec.atomic import save_figure, write_text
 from llmrec.errors import ConfigError
 from llmrec.eval import text as tm
 from llmrec.eval.bootstrap import paired_bootstrap, paired_bootstrap_corpus
@@ -130,7 +130,7 @@ def plot(blocks: list[dict], labels: dict[str, str], path: Path) -> None:
             ax.invert_yaxis()
             ax.set_title(f"{title} ({b['split']}; dots = seeds, bar = mean)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from llmrec.atomic import write_text
+from llmrec.atomic import save_figure, write_text
 from llmrec.interests.config import InterestsConfig
 
 
@@ -231,5 +231,5 @@ def plot(result: dict, path: Path) -> None:
     ax.set_title(f"ESIM on {result['dataset']}")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)

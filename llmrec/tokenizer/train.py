@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from llmrec.atomic import write_text
+from llmrec.atomic import save_npz, write_text
 from llmrec.config import to_dict
 from llmrec.data.prepare import Prepared, prepare
 from llmrec.tokenizer.config import TokenizerRunConfig
@@ -305,7 +305,7 @@ def save(stage: Stage1, summary: dict[str, Any], extra: dict[str, Any] | None = 
         with atomic_file(out / "phrases.npz") as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, phrases=np.array(phrases), emb=stage.sem.encoder.encode(phrases))
-    np.savez(out / "test_per_user.npz", users=users, **per_user)
+    save_npz(out / "test_per_user.npz", users=users, **per_user)
     result = {"dataset": stage.data.name, "protocol": "link prediction on a seeded uniform hold-out of edges; "
               "full ranking over all items, training (and valid) edges masked",
               "users": stage.data.n_users, "items": stage.data.n_items,

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from llmrec.atomic import write_text
+from llmrec.atomic import save_npz, write_text
 from llmrec.config import RunConfig, to_dict
 from llmrec.data.prepare import TEST, TRAIN, VALID, Prepared, prepare
 from llmrec.data.sequences import EvalExamples, TrainWindows
@@ -126,9 +126,9 @@ def run(cfg: RunConfig, data: Prepared | None = None) -> dict[str, Any]:
         outdir = Path(cfg.train.out_dir)
         outdir.mkdir(parents=True, exist_ok=True)
         write_text(outdir / "results.json", json.dumps(out, indent=1))
-        np.savez(outdir / "test_per_user.npz", users=result.users, **result.per_user, **user_group)
+        save_npz(outdir / "test_per_user.npz", users=result.users, **result.per_user, **user_group)
         if scene:
-            np.savez(outdir / "test_next_scene.npz", users=scene["users"], **scene["hits"])
+            save_npz(outdir / "test_next_scene.npz", users=scene["users"], **scene["hits"])
         shown = " + ".join([cfg.backbone["name"], *sorted(cfg.backbone.get("plugins") or {})])
         title = (f"### {shown} on {data.name} — test, {label} "
                  f"(best epoch {summary['best_epoch']}, stopped by {summary['stopped_by']})")
