@@ -128,7 +128,7 @@ def _read_skipping(path: Path, *, sep: str, header: bool, names: list[str] | Non
 
 def to_number(frame: pd.DataFrame, column: str, *, path: str | Path, kind: str = "float",
               on_bad_rows: str = "error", bad: BadRows | None = None,
-              allow_empty: bool = False) -> pd.DataFrame:
+              allow_empty: bool = False, expected: str | None = None) -> pd.DataFrame:
     """Parse ``column`` as numbers in place; the first bad cell raises DataError naming its line.
 
     Under skip, rows with bad cells are dropped and counted. Returns the (possibly shorter) frame.
@@ -142,7 +142,7 @@ def to_number(frame: pd.DataFrame, column: str, *, path: str | Path, kind: str =
     if invalid.any():
         if on_bad_rows != "skip":
             i = invalid.idxmax()
-            expected = "an integer" if kind == "int" else "a number"
+            expected = expected or ("an integer" if kind == "int" else "a number")
             raise DataError(f"is {raw[i]!r}, expected {expected}", path=str(path),
                             line=int(frame.at[i, LINE]), column=column)
         if bad is not None:
@@ -162,7 +162,8 @@ def to_timestamp(frame: pd.DataFrame, column: str, *, path: str | Path, on_bad_r
         frame[column] = numeric.astype(float)
         return frame
     if numeric.notna().mean() >= 0.5:  # mostly epochs: the rest are errors
-        return to_number(frame, column, path=path, on_bad_rows=on_bad_rows, bad=bad)
+        return to_number(frame, column, path=path, on_bad_rows=on_bad_rows, bad=bad,
+                         expected="a timestamp (epoch seconds or a date)")
     parsed = pd.to_datetime(raw, errors="coerce", utc=True, format="mixed")
     invalid = parsed.isna()
     if invalid.any():
