@@ -82,12 +82,15 @@ def _hashable(key: Any) -> Any:
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     """Write ``payload`` to ``path`` (a ``.safetensors`` file) atomically."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     tensors: dict[str, torch.Tensor] = {}
     meta = {"format": _FORMAT, "payload": _encode(payload, tensors, "checkpoint")}
-    with atomic_file(path) as tmp:
-        save_file(tensors, str(tmp), metadata={_META_KEY: json.dumps(meta)})
+    # serialised in memory and written through our own temporary: save_file would leave a stray
+    # temporary of its own behind a killed writer
+    data = save(tensors, metadata={_META_KEY: json.dumps(meta)})
+    with atomic_file(path) as tmp, tmp.open("wb") as f:
+        f.write(data)
 
 
 def legacy_hint(path: Path) -> str:

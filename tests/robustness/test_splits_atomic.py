@@ -94,8 +94,8 @@ def test_kill_9_during_checkpoint_write_leaves_a_whole_file(tmp_path, delay):
     proc.wait()
     ck = load_checkpoint(path)
     assert ck["version"] >= 1 and bool((ck["w"] == float(ck["version"])).all())
-    assert [p.name for p in tmp_path.iterdir()] == ["last.safetensors"] or all(
-        p.name.startswith(".last.safetensors.") for p in tmp_path.iterdir() if p.name != "last.safetensors")
+    # what a kill can leave besides the target: our own hidden temporary, never a second file
+    assert all(p.name.startswith(".last.safetensors.") for p in tmp_path.iterdir() if p.name != "last.safetensors")
 
 
 DIR_WRITER = """
