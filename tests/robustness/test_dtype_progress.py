@@ -91,3 +91,27 @@ def test_progress_is_silent_when_disabled(capsys, caplog):
         for _ in progress_bar(range(3), enabled=False, interactive=False):
             pass
     assert not caplog.records and capsys.readouterr().err == ""
+
+
+def test_align_train_on_this_cpu_logs_its_dtype_choice(stage1, tmp_path):
+    """One real run: `llmrec align train` with the real SmolLM2 on this machine's CPU picks the dtype
+    from the CPU's own flags (float32 without native bf16) and says so; its progress shows without
+    a terminal."""
+    import subprocess
+    import sys
+
+    from llmrec.dtype import NATIVE_CPU_FLAGS
+
+    native = sorted(cpu_flags() & set(NATIVE_CPU_FLAGS))
+    expected = "bfloat16" if native else "float32"
+    done = subprocess.run([sys.executable, "-m", "llmrec", "align", "train", f"model.tokenizer_run={stage1}",
+                           "model.llm=smollm2-135m", "train.max_train_pairs=8", "train.batch_size=4",
+                           "train.max_target_tokens=12", f"train.out_dir={tmp_path / 'run'}"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"model.dtype: {expected} on cpu" in done.stderr, done.stderr[-3000:]
+    assert (", ".join(native) if native else "bf16 would be emulated") in done.stderr
+    assert "align beat: 100%" in done.stderr and "2/2" in done.stderr  # progress line, no tty
+
+
+from tests.alignment.conftest import stage1  # noqa: E402,F401  (fixture)
