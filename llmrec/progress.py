@@ -20,10 +20,14 @@ log = logging.getLogger("llmrec")
 class _LogLines:
     """A file-like target for tqdm that turns each refresh into one log record."""
 
+    def __init__(self) -> None:
+        self.last = ""
+
     def write(self, text: str) -> None:
         text = text.strip("\r\n ")
-        if not text:
+        if not text or text == self.last:  # close() redraws the final state once more
             return
+        self.last = text
         if log.isEnabledFor(logging.INFO) and log.hasHandlers():
             log.info(text)
         else:  # library use without logging set up: still visible
