@@ -238,8 +238,9 @@ def from_dict(cls: type, values: dict[str, Any], *, prefix: str = "") -> Any:
     for key, value in values.items():
         dotted = f"{prefix}.{key}" if prefix else key
         if key in RENAMED.get(cls.__name__, {}):
-            new = RENAMED[cls.__name__][key]
-            raise ConfigError(f"config key '{dotted}' was replaced by '{prefix + '.' if prefix else ''}{new}'")
+            new, _, hint = RENAMED[cls.__name__][key].partition(" ")
+            raise ConfigError(f"config key '{dotted}' was replaced by '{prefix + '.' if prefix else ''}{new}'"
+                              + (f" {hint}" if hint else ""))
         if key not in names:
             close = [n for n in names if n.startswith(key[:3])]
             hint = f" (did you mean {close[0]!r}?)" if close else ""

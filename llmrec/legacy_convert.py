@@ -32,6 +32,9 @@ def convert(path: str | Path, out: str | Path | None = None) -> Path:
         raise ArtifactError(f"{path}: not a readable legacy checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(payload, dict):
         raise ArtifactError(f"{path}: holds a {type(payload).__name__}, not a checkpoint dict")
+    data = (payload.get("run_config") or {}).get("data")
+    if isinstance(data, dict):  # written before hash splits: keep the permutation split
+        data.setdefault("explanation_split_version", 1)
     model = (payload.get("config") or {}).get("model")
     if isinstance(model, dict) and "bf16" in model:  # stage-2 key renamed since: bf16 -> dtype
         model["dtype"] = "bfloat16" if model.pop("bf16") else "float32"

@@ -37,7 +37,10 @@ class TrainedTokenizer:
             if not (self.dir / name).exists():
                 raise DataError(f"not a tokenizer run folder: {name} is missing (run `llmrec tokenizer train`)",
                                 path=str(self.dir))
-        self.cfg: TokenizerRunConfig = from_dict(TokenizerRunConfig, json.loads((self.dir / "config.json").read_text()))
+        values = json.loads((self.dir / "config.json").read_text())
+        # runs written before hash splits existed used the permutation split (version 1)
+        values.get("data", {}).setdefault("explanation_split_version", 1)
+        self.cfg: TokenizerRunConfig = from_dict(TokenizerRunConfig, values)
         vocab = json.loads((self.dir / "vocab.json").read_text())
         self.vocab = {"user": vocab["user"], "item": vocab["item"]}
         self.index = {side: {v: i for i, v in enumerate(ids)} for side, ids in self.vocab.items()}

@@ -67,7 +67,7 @@ def test_old_bf16_key_names_dtype():
     from llmrec.alignment.config import AlignRunConfig
     from llmrec.config import from_dict
 
-    with pytest.raises(ConfigError, match=r"'model.bf16' was replaced by 'model.dtype"):
+    with pytest.raises(ConfigError, match=r"'model.bf16' was replaced by 'model.dtype'"):
         from_dict(AlignRunConfig, {"model": {"bf16": True}})
 
 
