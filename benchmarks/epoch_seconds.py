@@ -5,8 +5,8 @@ and timed interleaved (cell 1, cell 2, ..., cell 1, ...) so drift in machine loa
 alike; training epochs only (no validation), after one warm-up epoch; medians over
 --epochs x --repeats epochs; ratios against the first cell.
 
-    python benchmarks/epoch_seconds.py blade_stage/ml100k.yaml --add "blade no-CL=blade:cl_weight=0"
-    python benchmarks/epoch_seconds.py dspnet_stage/ml100k.yaml --add "dspnet no-CCR=dspnet:ccr_weight=0"
+    python benchmarks/epoch_seconds.py configs/ablations/blade-ml100k.yaml --add "blade no-CL=blade:cl_weight=0"
+    python benchmarks/epoch_seconds.py configs/ablations/dspnet-ml100k.yaml --add "dspnet no-CCR=dspnet:ccr_weight=0"
 
 Writes results/epoch_seconds_<config folder>.{json,md}.
 """

@@ -1,6 +1,6 @@
 """Training seconds per epoch with and without the ESIM semantic losses (EIMF adapter).
 
-MovieLens-100k, the backbones and semantic settings of eimf_stage/ml100k.yaml. For each backbone
+MovieLens-100k, the backbones and semantic settings of configs/ablations/eimf-ml100k.yaml. For each backbone
 the variants plain / align only / predict only / both run side by side in one process, interleaved
 (plain, align, predict, esim, plain, ...) so drift in machine load hits all of them alike. Each
 measurement times training epochs only (no validation), after one warm-up epoch; medians over

@@ -276,25 +276,48 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
     return values
 
 
-def read_config_file(path: str | Path | None) -> dict[str, Any]:
-    """The mapping in a YAML config file ({} when ``path`` is None); errors name the file."""
+# what each shipped YAML's ``kind:`` means, and the command that reads it
+KINDS: dict[str, str] = {
+    "train": "llmrec train -c FILE (a backbone run: data, backbone, train, eval, semantic)",
+    "data": "llmrec data stats -c FILE or llmrec train -c FILE (a data section alone)",
+    "tokenizer": "llmrec tokenizer train -c FILE (BEAT stage 1)",
+    "alignment": "llmrec align train -c FILE, llmrec eval explanations -c FILE (BEAT stage 2)",
+    "interests": "llmrec interests extract -c FILE (ESIM)",
+    "ablation": "llmrec ablate -c FILE (backbones x variants x seeds)",
+}
+
+
+def read_config_file(path: str | Path | None, kind: str | tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The mapping in a YAML config file ({} when ``path`` is None); errors name the file. A file's
+    ``kind:`` (optional) must be one of ``kind``; it is removed from the mapping."""
     if path is None:
         return {}
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file {path} does not exist")
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder; give a YAML file")
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
+    found = values.pop("kind", None)
+    wanted = (kind,) if isinstance(kind, str) else kind
+    if found is not None:
+        if found not in KINDS:
+            raise ConfigError(f"{path}: kind: {found!r} is not one of {sorted(KINDS)}")
+        if wanted and found not in wanted:
+            raise ConfigError(f"{path} is a '{found}' config: run it with `{KINDS[found].split(' (')[0]}`")
+    if found == "data":
+        values = {"data": values}
     return values
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Read a YAML run config (or defaults when ``path`` is None) and apply dotted overrides."""
-    values = read_config_file(path)
+    values = read_config_file(path, ("train", "data"))
     apply_overrides(values, overrides or [])
     if isinstance(values.get("backbone"), dict):
         values["backbone"].setdefault("name", "sasrec")

@@ -51,20 +51,37 @@ def test_yaml_file(tmp_path):
         load_config(tmp_path / "missing.yaml")
 
 
-@pytest.mark.parametrize("path", sorted(p for d in ("eval", "tokenizer_stage", "alignment_stage",
-                                                                   "interests_stage", "eimf_stage", "benchmarks")
-                                        for p in (ROOT / d).glob("*.yaml")),
-                         ids=lambda p: str(p.relative_to(ROOT)))
+SHIPPED = sorted((ROOT / "configs").rglob("*.yaml"))
+
+
+def test_configs_tree_holds_every_shipped_yaml():
+    assert len(SHIPPED) >= 18
+    outside = [p.relative_to(ROOT).as_posix() for p in ROOT.rglob("*.yaml")
+               if not p.is_relative_to(ROOT / "configs") and not p.is_relative_to(ROOT / "llmrec" / "prompts")
+               and not any(part.startswith(".") or part in ("runs", "build", "site") for part in p.relative_to(ROOT).parts)]
+    assert outside == [], f"shipped YAML outside configs/: {outside}"
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_shipped_yaml_is_valid(path, tmp_path):
-    if path.parent.name == "tokenizer_stage":
+    """Loads and validates every YAML under configs/ by its declared ``kind:`` (no hand-kept list)."""
+    import yaml
+
+    from llmrec.config import KINDS
+
+    kind = yaml.safe_load(path.read_text()).get("kind")
+    assert kind in KINDS, f"{path}: declares kind {kind!r}; known: {sorted(KINDS)}"
+    assert path.parent.name == {"train": path.parent.name, "data": "data", "tokenizer": "tokenizer",
+                                "alignment": "alignment", "interests": "interests", "ablation": "ablations"}[kind]
+    if kind == "tokenizer":
         from llmrec.tokenizer.config import load_tokenizer_config
 
         load_tokenizer_config(path)
-    elif path.parent.name == "alignment_stage":
+    elif kind == "alignment":
         from llmrec.alignment.config import load_align_config
 
         load_align_config(path).check()
-    elif path.parent.name == "interests_stage":
+    elif kind == "interests":
         from llmrec.interests.cluster import resolve_preference
         from llmrec.interests.config import load_interests_config
         from llmrec.llm.catalog import CATALOG
@@ -74,7 +91,7 @@ def test_every_shipped_yaml_is_valid(path, tmp_path):
         assert cfg.extract.llm in CATALOG
         load_prompt(cfg.texts.template), load_prompt(cfg.extract.prompt), load_prompt(cfg.extract.prompt + "_repair")
         resolve_preference(cfg.cluster.preference, np.eye(3, dtype=np.float32))
-    elif path.parent.name == "eimf_stage":
+    elif kind == "ablation":
         from llmrec.train.ablate import load_ablation, run_config
 
         ab = load_ablation(path, [])
@@ -83,3 +100,16 @@ def test_every_shipped_yaml_is_valid(path, tmp_path):
                 run_config(ab, backbone, variant, 0, tmp_path)
     else:
         load_config(path)
+
+
+def test_kind_mismatch_names_the_right_command(tmp_path):
+    from llmrec.tokenizer.config import load_tokenizer_config
+
+    with pytest.raises(ConfigError, match=r"is a 'alignment' config: run it with `llmrec align train -c FILE"):
+        load_tokenizer_config(ROOT / "configs" / "alignment" / "yelp.yaml")
+    bad = tmp_path / "x.yaml"
+    bad.write_text("kind: pipelines\n")
+    with pytest.raises(ConfigError, match=r"kind: 'pipelines' is not one of"):
+        load_config(bad)
+    cfg = load_config(ROOT / "configs" / "data" / "ml100k.yaml", ["train.epochs=1"])
+    assert cfg.data.source == "ml-100k" and cfg.data.split == "loo"

@@ -174,6 +174,6 @@ class AlignRunConfig:
 
 
 def load_align_config(path: str | Path | None = None, overrides: list[str] | None = None) -> AlignRunConfig:
-    values = read_config_file(path)
+    values = read_config_file(path, "alignment")
     apply_overrides(values, overrides or [])
     return from_dict(AlignRunConfig, values)

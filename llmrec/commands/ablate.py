@@ -1,8 +1,8 @@
 """``llmrec ablate``: backbones x variants x seeds, one resumable run, one table with paired intervals.
 
-  llmrec ablate -c eimf_stage/ml100k.yaml --out runs/ablate-ml100k
-  llmrec ablate -c eimf_stage/ml100k.yaml --backbones ibim --seeds 0 --variants plain,align,predict,esim
-  llmrec ablate -c blade_stage/ablation.yaml --out runs/blade-ablation   # named config overrides
+  llmrec ablate -c configs/ablations/eimf-ml100k.yaml --out runs/ablate-ml100k
+  llmrec ablate -c configs/ablations/eimf-ml100k.yaml --backbones ibim --seeds 0 --variants plain,align,predict,esim
+  llmrec ablate -c configs/ablations/blade-ablation.yaml --out runs/blade-ablation   # named config overrides
 """
 
 from __future__ import annotations

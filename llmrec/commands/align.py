@@ -1,7 +1,7 @@
 """``llmrec align train|teacher``: BEAT stage 2 from the command line.
 
-  llmrec align train -c alignment_stage/yelp.yaml model.variant=beat
-  llmrec align teacher -c alignment_stage/ml100k.yaml --limit 200
+  llmrec align train -c configs/alignment/yelp.yaml model.variant=beat
+  llmrec align teacher -c configs/alignment/ml100k.yaml --limit 200
 """
 
 from __future__ import annotations

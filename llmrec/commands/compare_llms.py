@@ -1,6 +1,6 @@
 """``llmrec compare-llms``: train the stage-2 projection on each LLM and compare side by side.
 
-  llmrec compare-llms -c alignment_stage/yelp.yaml --models smollm2-135m,qwen2.5-coder-0.5b --out runs/llms
+  llmrec compare-llms -c configs/alignment/yelp.yaml --models smollm2-135m,qwen2.5-coder-0.5b --out runs/llms
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """``llmrec eval``: evaluate a checkpoint on its own dataset's valid or test split, or
-``llmrec eval explanations -c alignment_stage/yelp.yaml --out runs/alignment-yelp``: the stage-2
+``llmrec eval explanations -c configs/alignment/yelp.yaml --out runs/alignment-yelp``: the stage-2
 comparison of explanation methods (train, generate, score; resumable), or
 ``llmrec eval seeds --runs A,B,C --reference constant --out DIR``: several seeds of such a sweep pooled."""
 

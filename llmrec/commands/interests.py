@@ -1,10 +1,10 @@
 """``llmrec interests extract|show|curve``: the ESIM semantic-interest job.
 
-  llmrec interests extract -c interests_stage/ml100k.yaml --dry-run
-  llmrec interests extract -c interests_stage/ml100k.yaml [--limit 16] [--engine ray]
+  llmrec interests extract -c configs/interests/ml100k.yaml --dry-run
+  llmrec interests extract -c configs/interests/ml100k.yaml [--limit 16] [--engine ray]
   llmrec interests show --run runs/interests-ml100k --user 196
-  llmrec interests curve -c interests_stage/ml100k.yaml --preferences median,q0.1,q0.01,min
-  llmrec interests curve -c interests_stage/ml100k.yaml --downstream eimf_stage/ml100k.yaml
+  llmrec interests curve -c configs/interests/ml100k.yaml --preferences median,q0.1,q0.01,min
+  llmrec interests curve -c configs/interests/ml100k.yaml --downstream configs/ablations/eimf-ml100k.yaml
 """
 
 from __future__ import annotations

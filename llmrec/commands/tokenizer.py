@@ -1,7 +1,7 @@
 """``llmrec tokenizer train|extract|inspect|assign``: BEAT stage 1 from the command line.
 
-  llmrec tokenizer train -c tokenizer_stage/ml100k.yaml train.epochs=5
-  llmrec tokenizer extract -c tokenizer_stage/yelp.yaml --output runs/yelp/intention_job.jsonl
+  llmrec tokenizer train -c configs/tokenizer/ml100k.yaml train.epochs=5
+  llmrec tokenizer extract -c configs/tokenizer/yelp.yaml --output runs/yelp/intention_job.jsonl
   llmrec tokenizer inspect --run runs/tokenizer-ml100k --item 50
   llmrec tokenizer assign --run runs/tokenizer-ml100k --user new1 --items 1,50,181
   llmrec tokenizer assign --run runs/tokenizer-ml100k --item new9 --text "a space opera"

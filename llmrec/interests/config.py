@@ -96,6 +96,6 @@ class InterestsConfig:
 
 
 def load_interests_config(path: str | Path | None = None, overrides: list[str] | None = None) -> InterestsConfig:
-    values = read_config_file(path)
+    values = read_config_file(path, "interests")
     apply_overrides(values, overrides or [])
     return from_dict(InterestsConfig, values)

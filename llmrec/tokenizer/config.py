@@ -128,6 +128,6 @@ class TokenizerRunConfig:
 def load_tokenizer_config(path: str | Path | None = None,
                           overrides: list[str] | None = None) -> TokenizerRunConfig:
     """Read a stage-1 YAML config (or defaults when ``path`` is None) and apply dotted overrides."""
-    values = read_config_file(path)
+    values = read_config_file(path, "tokenizer")
     apply_overrides(values, overrides or [])
     return from_dict(TokenizerRunConfig, values)

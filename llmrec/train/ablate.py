@@ -42,7 +42,7 @@ REPORTED = ["recall@20", "recall@50", "ndcg@20", "ndcg@50"]
 def load_ablation(path: str | Path | None, overrides: list[str], *, backbones: list[str] | None = None,
                   seeds: list[int] | None = None, variants: list[str] | None = None) -> dict[str, Any]:
     """Read an ablation config; the keyword arguments replace (or pick from) its backbones, seeds, variants."""
-    values = read_config_file(path)
+    values = read_config_file(path, "ablation")
     apply_overrides(values, overrides)
     sections = values.pop("backbones", None) or {"sasrec": {}}
     seeds = seeds or values.pop("seeds", [0])

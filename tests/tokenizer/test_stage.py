@@ -137,7 +137,7 @@ def test_errors_name_the_id_or_file(xrec_cfg, tmp_path, encoder, capsys):
 def test_real_ml100k_with_minilm_genre_phrases(tmp_path, capsys):
     """Real data, real sentence encoder: one epoch on MovieLens-100k, then the CLI inspect view."""
     out = tmp_path / "ml"
-    assert cli(["tokenizer", "train", "-c", "tokenizer_stage/ml100k.yaml", "--out", str(out), "train.epochs=1",
+    assert cli(["tokenizer", "train", "-c", "configs/tokenizer/ml100k.yaml", "--out", str(out), "train.epochs=1",
                 "train.progress=false", f"data.cache_dir={tmp_path / 'cache'}"]) == 0
     result = json.loads((out / "results.json").read_text())
     assert result["text_coverage"]["items_with_phrases"] == 1682 and not result["text_coverage"]["macro_term"]
