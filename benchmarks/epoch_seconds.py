@@ -8,7 +8,7 @@ alike; training epochs only (no validation), after one warm-up epoch; medians ov
     python benchmarks/epoch_seconds.py configs/ablations/blade-ml100k.yaml --add "blade no-CL=blade:cl_weight=0"
     python benchmarks/epoch_seconds.py configs/ablations/dspnet-ml100k.yaml --add "dspnet no-CCR=dspnet:ccr_weight=0"
 
-Writes results/epoch_seconds_<config folder>.{json,md}.
+Writes results/epoch_seconds_<config file stem>.{json,md} (runs before 2026-12 were named after the config folder).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def main() -> None:
     import yaml
 
     from llmrec.data.prepare import prepare
-    from llmrec.train.ablate import load_ablation, run_config
+    from llmrec.experiments.ablate import load_ablation, run_config
     from llmrec.train.run import setup
     from llmrec.train.seed import seed_everything
     from llmrec.train.trainer import Trainer
@@ -94,7 +94,7 @@ def main() -> None:
              f"| model | s/epoch (median) | vs {first} | parameters |", "|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['epoch_seconds_median']:.2f} | {r['ratio']:.2f}x | {r['parameters']:,} |")
-    name = Path(args.config).resolve().parent.name
+    name = Path(args.config).stem
     out = HERE / "results"
     (out / f"epoch_seconds_{name}.json").write_text(json.dumps(result, indent=1))
     (out / f"epoch_seconds_{name}.md").write_text("\n".join(lines) + "\n")

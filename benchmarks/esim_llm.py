@@ -31,7 +31,7 @@ def records(n: int) -> list[dict]:
     from llmrec.interests.config import load_interests_config
     from llmrec.interests.job import run_job
 
-    cfg = load_interests_config(ROOT / "interests_stage" / "ml100k.yaml", [f"out_dir={WORK / 'job'}"])
+    cfg = load_interests_config(ROOT / "configs" / "interests" / "ml100k.yaml", [f"out_dir={WORK / 'job'}"])
     run_job(cfg, dry_run=True, progress=False)  # texts, embeddings, clusters; no LLM
     import numpy as np
 
@@ -49,7 +49,7 @@ def records(n: int) -> list[dict]:
 def measure(recs: list[dict], model: str, backend: str, repeats: int, batch: int, label: str | None = None) -> dict:
     from llmrec.interests.config import ExtractConfig
     from llmrec.interests.extract import local_generate, run_extraction
-    from llmrec.llm.backend import load_backend
+    from llmrec.llm.factory import load_backend
     from llmrec.llm.jobs import read_results
 
     cfg = ExtractConfig(llm=model, backend=backend, batch_size=batch, max_new_tokens=120)

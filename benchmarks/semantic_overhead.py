@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--config", default=str(ROOT / "eimf_stage" / "ml100k.yaml"))
+    ap.add_argument("--config", default=str(ROOT / "configs" / "ablations" / "eimf-ml100k.yaml"))
     ap.add_argument("--interests", default=str(ROOT / "runs" / "interests-ml100k"))
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=3)
@@ -38,7 +38,7 @@ def main() -> None:
     import torch
 
     from llmrec.data.prepare import prepare
-    from llmrec.train.ablate import load_ablation, run_config
+    from llmrec.experiments.ablate import load_ablation, run_config
     from llmrec.train.run import build_adapter, setup
     from llmrec.train.seed import seed_everything
     from llmrec.train.trainer import Trainer

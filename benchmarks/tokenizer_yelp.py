@@ -123,7 +123,7 @@ def cold_start(work: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--config", default=ROOT / "tokenizer_stage" / "yelp.yaml", type=Path)
+    ap.add_argument("--config", default=ROOT / "configs" / "tokenizer" / "yelp.yaml", type=Path)
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS))

@@ -220,9 +220,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     return value
 
 
-# loop settings that only make sense above 0, in every config section that has them
-POSITIVE = frozenset({"epochs", "lr", "batch_size", "token_lr", "text_batch_size", "eval_every",
+# loop settings that only make sense above 0, in every config section that has them; lr may be 0
+# (a frozen run: early-stopping tests use it) but never negative
+POSITIVE = frozenset({"epochs", "batch_size", "token_lr", "text_batch_size", "eval_every",
                       "checkpoint_every", "max_len"})
+NON_NEGATIVE = frozenset({"lr", "weight_decay"})
 
 # dataclass name -> {old key: what replaced it}; an old key fails naming the new one
 RENAMED: dict[str, dict[str, str]] = {
@@ -248,6 +250,8 @@ def from_dict(cls: type, values: dict[str, Any], *, prefix: str = "") -> Any:
         kwargs[key] = _coerce(value, hints[key], dotted)
         if key in POSITIVE and kwargs[key] is not None and kwargs[key] <= 0:
             raise ConfigError(f"{dotted}: must be greater than 0, got {kwargs[key]!r}")
+        if key in NON_NEGATIVE and kwargs[key] is not None and kwargs[key] < 0:
+            raise ConfigError(f"{dotted}: must not be negative, got {kwargs[key]!r}")
     return cls(**kwargs)
 
 
@@ -321,32 +325,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     apply_overrides(values, overrides or [])
     if isinstance(values.get("backbone"), dict):
         values["backbone"].setdefault("name", "sasrec")
-    cfg = from_dict(RunConfig, values)
-    backbone_config(cfg.backbone)  # validate the model section early
-    return cfg
-
-
-def backbone_config(section: dict[str, Any]) -> Any:
-    """Resolve ``{'name': ..., **fields}`` into the registered model's config dataclass."""
-    from llmrec.backbones.registry import get_backbone
-
-    section = dict(section)
-    name = section.pop("name", None)
-    if not name:
-        raise ConfigError("backbone.name is required")
-    plugins = section.pop("plugins", None) or {}
-    model_cls = get_backbone(name)
-    config = from_dict(model_cls.config_class, section, prefix="backbone")
-    if plugins:  # checked here so that a typo stops the run before any data is read
-        import importlib
-
-        from llmrec.backbones.registry import PLUGINS
-
-        if not isinstance(plugins, dict):
-            raise ConfigError("backbone.plugins must map a plug-in name to its section, e.g. {mclmr: {}}")
-        for plugin, plugin_section in plugins.items():
-            if plugin not in PLUGINS:
-                raise ConfigError(f"backbone.plugins: unknown plug-in {plugin!r}; known: {sorted(PLUGINS)}")
-            module = importlib.import_module(PLUGINS[plugin][0])
-            from_dict(module.CONFIG, dict(plugin_section or {}), prefix=f"backbone.plugins.{plugin}")
-    return config
+    # the backbone section's own keys are the model's: llmrec.backbones.registry.backbone_config checks
+    # them (the CLI and train.run.run do, before any data is read); this module imports nothing above it
+    return from_dict(RunConfig, values)

@@ -3,7 +3,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llmrec.config import DataConfig, RunConfig, apply_overrides, backbone_config, from_dict, load_config
+from llmrec.backbones.registry import backbone_config
+from llmrec.config import DataConfig, RunConfig, apply_overrides, from_dict, load_config
 from llmrec.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +24,7 @@ def test_unknown_key_names_the_dotted_key():
     with pytest.raises(ConfigError, match=r"unknown config key 'train\.lrr'"):
         load_config(None, ["train.lrr=1"])
     with pytest.raises(ConfigError, match=r"unknown config key 'backbone\.hiden'"):
-        load_config(None, ["backbone.hiden=32"])
+        backbone_config(load_config(None, ["backbone.hiden=32"]).backbone)
 
 
 def test_wrong_types_are_rejected():
@@ -92,14 +93,14 @@ def test_every_shipped_yaml_is_valid(path, tmp_path):
         load_prompt(cfg.texts.template), load_prompt(cfg.extract.prompt), load_prompt(cfg.extract.prompt + "_repair")
         resolve_preference(cfg.cluster.preference, np.eye(3, dtype=np.float32))
     elif kind == "ablation":
-        from llmrec.train.ablate import load_ablation, run_config
+        from llmrec.experiments.ablate import load_ablation, run_config
 
         ab = load_ablation(path, [])
         for backbone in ab["backbones"]:
             for variant in ab["variants"]:
                 run_config(ab, backbone, variant, 0, tmp_path)
     else:
-        load_config(path)
+        backbone_config(load_config(path).backbone)
 
 
 def test_kind_mismatch_names_the_right_command(tmp_path):

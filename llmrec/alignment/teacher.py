@@ -84,7 +84,8 @@ def run_teacher(cfg: AlignRunConfig, *, model: str | None = None, backend: str =
                 limit: int | None = None, llm: Any = None, data: Prepared | None = None,
                 progress: bool = True) -> dict[str, Any]:
     """Write the references JSONL (atomically, after the resumable job finishes)."""
-    from llmrec.llm.backend import GenerationParams, load_backend
+    from llmrec.llm.backend import GenerationParams
+    from llmrec.llm.factory import load_backend
     from llmrec.llm.jobs import JobRunner, read_results
 
     tc = cfg.teacher

@@ -41,7 +41,7 @@ class Stage2:
 def load_backend_for(cfg: AlignRunConfig, backend: Any = None, kind: str = "hf") -> Any:
     if backend is not None:
         return backend
-    from llmrec.llm.backend import load_backend
+    from llmrec.llm.factory import load_backend
 
     return load_backend(cfg.model.llm, backend=kind, batch_size=cfg.eval.batch_size)
 

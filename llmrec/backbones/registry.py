@@ -10,6 +10,7 @@ import dataclasses
 import importlib
 from typing import Any
 
+from llmrec.config import from_dict
 from llmrec.errors import ConfigError
 
 _REGISTRY: dict[str, tuple[str, str] | type] = {
@@ -77,7 +78,6 @@ def build_backbone(section: dict[str, Any], **sizes: int) -> Any:
     ``sizes`` (n_items, n_users, max_len, n_behaviors, n_scenes) come from the dataset and fill
     the config fields of the same names; a section value that disagrees is an error.
     """
-    from llmrec.config import from_dict
 
     section = dict(section)
     name = section.pop("name", None)
@@ -103,3 +103,23 @@ def build_backbone(section: dict[str, Any], **sizes: int) -> Any:
 
 PLUGINS = {"mclmr": ("llmrec.backbones.plugins.mclmr", "wrap_mclmr")}
 """Plug-ins a backbone section can wear (``plugins: {name: section}``); each wraps the model."""
+
+
+def backbone_config(section: dict[str, Any]) -> Any:
+    """Resolve ``{'name': ..., **fields}`` into the registered model's config dataclass."""
+    section = dict(section)
+    name = section.pop("name", None)
+    if not name:
+        raise ConfigError("backbone.name is required")
+    plugins = section.pop("plugins", None) or {}
+    model_cls = get_backbone(name)
+    config = from_dict(model_cls.config_class, section, prefix="backbone")
+    if plugins:  # checked here so that a typo stops the run before any data is read
+        if not isinstance(plugins, dict):
+            raise ConfigError("backbone.plugins must map a plug-in name to its section, e.g. {mclmr: {}}")
+        for plugin, plugin_section in plugins.items():
+            if plugin not in PLUGINS:
+                raise ConfigError(f"backbone.plugins: unknown plug-in {plugin!r}; known: {sorted(PLUGINS)}")
+            module = importlib.import_module(PLUGINS[plugin][0])
+            from_dict(module.CONFIG, dict(plugin_section or {}), prefix=f"backbone.plugins.{plugin}")
+    return config

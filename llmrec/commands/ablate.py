@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from llmrec.train.ablate import load_ablation, run_ablation
+    from llmrec.experiments.ablate import load_ablation, run_ablation
 
     overrides = list(args.overrides)
     if args.semantic:

@@ -23,7 +23,11 @@ def config_from_args(args: argparse.Namespace, extra: list[str] | None = None) -
         overrides.append(f"data.source={args.source}")
     if args.path:
         overrides.append(f"data.path={args.path}")
-    return load_config(args.config, overrides + list(args.overrides))
+    from llmrec.backbones.registry import backbone_config
+
+    cfg = load_config(args.config, overrides + list(args.overrides))
+    backbone_config(cfg.backbone)  # the model's own keys, before any data is read
+    return cfg
 
 
 def print_json(value: Any) -> None:

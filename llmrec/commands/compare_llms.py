@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from llmrec.alignment.compare import compare_llms
+    from llmrec.experiments.compare import compare_llms
     from llmrec.alignment.config import load_align_config
 
     cfg = load_align_config(args.config, list(args.overrides))

@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def explanations(args: argparse.Namespace) -> int:
-    from llmrec.alignment.compare import DEFAULT_VARIANTS, generate_all, score_all
+    from llmrec.experiments.compare import DEFAULT_VARIANTS, generate_all, score_all
     from llmrec.alignment.config import load_align_config
     from llmrec.errors import ConfigError
 
@@ -55,8 +55,8 @@ def explanations(args: argparse.Namespace) -> int:
 def seeds(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from llmrec.alignment import seeds as pooled
-    from llmrec.alignment.compare import LABELS
+    from llmrec.experiments import seeds as pooled
+    from llmrec.experiments.compare import LABELS
     from llmrec.errors import ConfigError
 
     runs = [Path(r) for r in (args.runs or "").split(",") if r]

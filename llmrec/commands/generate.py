@@ -24,7 +24,8 @@ def main(args: argparse.Namespace) -> int:
     import hashlib
 
     from llmrec.errors import ConfigError
-    from llmrec.llm.backend import GenerationParams, load_backend
+    from llmrec.llm.backend import GenerationParams
+    from llmrec.llm.factory import load_backend
 
     if bool(args.prompt) == bool(args.input):
         raise ConfigError("give either --prompt or --input")

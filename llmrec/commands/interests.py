@@ -58,12 +58,12 @@ def main(args: argparse.Namespace) -> int:
     overrides += [f"extract.engine={args.engine}"] if args.engine else []
     cfg = load_interests_config(args.config, overrides)
     if args.action == "curve":
-        from llmrec.interests.curve import run_curve
+        from llmrec.experiments.curve import run_curve
 
         prefs = [p.strip() for p in args.preferences.split(",") if p.strip()]
         downstream = None
         if args.downstream:
-            from llmrec.train.ablate import load_ablation
+            from llmrec.experiments.ablate import load_ablation
 
             ab = load_ablation(args.downstream, [], backbones=[args.downstream_backbone], variants=["plain"])
             downstream = {"ablation": ab, "backbone": args.downstream_backbone, "seed": ab["seeds"][0]}

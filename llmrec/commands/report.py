@@ -10,7 +10,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from llmrec.report import report
+    from llmrec.experiments.report import report
 
     out = report(args.folder)
     print(f"wrote {out}")

@@ -57,7 +57,7 @@ def main(args: argparse.Namespace) -> int:
             print(f"run folder {cfg.train.out_dir}; text coverage {json.dumps(result['text_coverage'])}")
             return 0
         from llmrec.data.prepare import prepare
-        from llmrec.llm.backend import load_backend
+        from llmrec.llm.factory import load_backend
         from llmrec.tokenizer.texts import extract_intentions, training_pairs
 
         pairs = training_pairs(prepare(cfg.data), cfg.semantic.pair_text)

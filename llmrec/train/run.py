@@ -65,7 +65,7 @@ def build_adapter(cfg: RunConfig, data: Prepared, model) -> tuple[Any, dict[str,
     import torch
 
     from llmrec.backbones.plugins.semantic import SemanticAdapter
-    from llmrec.interests.artifact import load_semantic_table
+    from llmrec.backbones.plugins.semantic_table import load_semantic_table
 
     table = load_semantic_table(sem.interests, data.user_vocab)
     adapter = SemanticAdapter(model, torch.from_numpy(table.embeddings), torch.from_numpy(table.weights),
@@ -80,9 +80,11 @@ def build_adapter(cfg: RunConfig, data: Prepared, model) -> tuple[Any, dict[str,
 
 
 def run(cfg: RunConfig, data: Prepared | None = None) -> dict[str, Any]:
+    from llmrec.backbones.registry import backbone_config
     from llmrec.train.seed import seed_everything
     from llmrec.train.trainer import Trainer
 
+    backbone_config(cfg.backbone)  # a typo in the model's keys stops the run before any data is read
     seed_everything(cfg.train.seed)  # model initialisation is seeded too
     t0 = time.perf_counter()
     data, train, valid, test, model = setup(cfg, data)

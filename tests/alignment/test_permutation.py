@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from llmrec.alignment.compare import generate_all, score_all
+from llmrec.experiments.compare import generate_all, score_all
 from llmrec.alignment.pairs import tokens_of_other_pairs
 from llmrec.alignment.train import load_run
 from llmrec.errors import ConfigError, DataError
@@ -46,7 +46,7 @@ def test_permutation_control_reuses_the_trained_model(stage1, tmp_path):
     assert summaries["beat"]["steps"] == 1 and summaries["beat_shuffled"] == {"shuffled_of": "beat", "steps": 0}
     assert not (tmp_path / "sweep" / "beat_shuffled" / "final.safetensors").exists()  # nothing trained for it
     # its prompts carry the donor pair's tokens from beat's trained projection
-    from llmrec.alignment.compare import eval_rows
+    from llmrec.experiments.compare import eval_rows
 
     beat = load_run(tmp_path / "sweep" / "beat", backend=backend)
     rows = eval_rows(cfg, beat.pairs)["test"]

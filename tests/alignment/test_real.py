@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from llmrec.alignment.compare import references_label
+from llmrec.experiments.compare import references_label
 from llmrec.alignment.config import AlignRunConfig
 from llmrec.alignment.pairs import load_pairs, sample
 from llmrec.cli import main as cli
@@ -42,7 +42,7 @@ def test_real_yelp_pairs_keep_the_data_layer_splits(tmp_path):
 
 @needs_smollm2
 def test_real_smollm2_train_explain_score(stage1, tmp_path, capsys):
-    from llmrec.alignment.report import score_split
+    from llmrec.experiments.explanation_report import score_split
     from llmrec.alignment.train import fit, load_run, setup
     from llmrec.llm.hf import HFBackend
 

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from llmrec.alignment.compare import compare_llms, generate_all, score_all
+from llmrec.experiments.compare import compare_llms, generate_all, score_all
 from llmrec.alignment.explain import explain_rows, read_pairs_file, rows_for
 from llmrec.alignment.pairs import sample
 from llmrec.alignment.train import fit, load_run, setup
@@ -213,7 +213,7 @@ def test_comparison_end_to_end(stage1, tmp_path):
 
 def test_evaluation_pairs_do_not_depend_on_the_training_seed(stage1, tmp_path):
     """Sweeps of several train.seed values must be scored on the same pairs (llmrec eval seeds pools them)."""
-    from llmrec.alignment.compare import eval_rows
+    from llmrec.experiments.compare import eval_rows
 
     cfg = align_cfg(stage1, tmp_path)
     cfg.eval.max_pairs = 3
@@ -249,8 +249,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 def test_compare_llms_side_by_side(stage1, tmp_path, monkeypatch):
     """Two (tiny, differently seeded) LLMs through the same comparison; one table holds both."""
-    import llmrec.alignment.compare as compare
-    import llmrec.llm.backend as backend_module
+    import llmrec.experiments.compare as compare
+    import llmrec.llm.factory as backend_module
 
     seeds = {"tiny-a": 0, "tiny-b": 1}
     monkeypatch.setattr(backend_module, "load_backend", lambda name, **kw: tiny_backend(seed=seeds[name]))

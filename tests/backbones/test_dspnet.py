@@ -202,7 +202,7 @@ def test_run_reports_next_scene_accuracy_for_dspnet_only(tiny_cfg, tmp_path):
 
 
 def test_ablate_reports_next_scene_accuracy_beside_repeat_last(tiny_cfg, tmp_path):
-    from llmrec.train import ablate
+    from llmrec.experiments import ablate
 
     small = {"hidden": 16, "n_layers": 1, "inner": 32}
     ab = {"base": {"data": {**vars(tiny_cfg), "derive_scenes": "daypart"},

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @needs_ml100k
 @pytest.mark.slow
 def test_ibim_trains_with_esim_interests_of_real_users_and_serves_without_them(tmp_path):
-    esim = load_interests_config(ROOT / "interests_stage" / "ml100k.yaml",
+    esim = load_interests_config(ROOT / "configs" / "interests" / "ml100k.yaml",
                                  [f"out_dir={tmp_path / 'esim'}", f"data.cache_dir={tmp_path / 'cache'}",
                                   "extract.backend=hf"])
     stats = run_job(esim, progress=False, generate=lambda batch: [scripted_answer(m) for m in batch])

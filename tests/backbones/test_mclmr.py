@@ -11,7 +11,8 @@ from scipy.stats import spearmanr
 
 from llmrec.backbones.plugins.mclmr import MCLMR, quantile_strata
 from llmrec.backbones.registry import build_backbone
-from llmrec.config import RunConfig, backbone_config, from_dict
+from llmrec.backbones.registry import backbone_config
+from llmrec.config import RunConfig, from_dict
 from llmrec.errors import ConfigError
 from tests.backbones.test_contract import N_ITEMS, N_USERS, B, tiny_batch
 

@@ -17,7 +17,7 @@ from llmrec.backbones.registry import list_backbones
 from llmrec.config import RunConfig, from_dict
 from llmrec.data.prepare import prepare
 from llmrec.errors import DataError
-from llmrec.interests.artifact import load_semantic_table
+from llmrec.backbones.plugins.semantic_table import load_semantic_table
 from llmrec.train.checkpoint import load_checkpoint
 from llmrec.train.run import run
 from tests.backbones.test_contract import N_USERS, tiny_batch, tiny_model

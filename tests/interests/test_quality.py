@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llmrec.interests.curve import run_curve
+from llmrec.experiments.curve import run_curve
 from llmrec.interests.quality import coverage, personal_auc
 from tests.interests.conftest import scripted_answer
 
@@ -54,7 +54,7 @@ def test_curve_end_to_end(job_cfg, tmp_path):
 
 
 def test_curve_downstream_trains_the_backbone_with_each_points_interests(job_cfg, tmp_path, monkeypatch):
-    from llmrec.train.ablate import load_ablation
+    from llmrec.experiments.ablate import load_ablation
 
     ab = load_ablation(None, ["data.source=recbole", f"data.path={job_cfg.data.path}",
                               f"data.cache_dir={job_cfg.data.cache_dir}", "data.max_len=6",
@@ -81,7 +81,7 @@ def test_curve_downstream_trains_the_backbone_with_each_points_interests(job_cfg
     # a rerun: answers and trained runs are on record, so neither the LLM nor training is touched
     monkeypatch.setattr("llmrec.interests.extract.load_backend", lambda *a, **k: pytest.fail("loaded an LLM"),
                         raising=False)
-    monkeypatch.setattr("llmrec.llm.backend.load_backend", lambda *a, **k: pytest.fail("loaded an LLM"))
+    monkeypatch.setattr("llmrec.llm.factory.load_backend", lambda *a, **k: pytest.fail("loaded an LLM"))
     monkeypatch.setattr("llmrec.train.run.run", lambda *a, **k: pytest.fail("retrained"))
     again = run_curve(job_cfg, ["median", "min"], n_reference=6, results_dir=tmp_path / "curve", progress=False,
                       downstream=spec)

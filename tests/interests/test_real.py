@@ -48,8 +48,9 @@ def test_ray_engine_equals_local_engine_with_smollm2(job_cfg, tmp_path, ray_sess
 @pytest.mark.slow
 def test_ml100k_config_clusters_real_users_with_20x_fewer_calls(tmp_path):
     """The shipped config on the embedded MovieLens-100k, up to the LLM (dry run)."""
-    cfg = load_interests_config(ROOT / "interests_stage" / "ml100k.yaml",
-                                [f"out_dir={tmp_path / 'esim'}", f"data.cache_dir={tmp_path / 'cache'}"])
+    cfg = load_interests_config(ROOT / "configs" / "interests" / "ml100k.yaml",
+                                [f"out_dir={tmp_path / 'esim'}", f"data.cache_dir={tmp_path / 'cache'}",
+                                 "extract.llm=smollm2-135m"])  # the config's Qwen comes with `make models`
     assert cfg.data == DataConfig(source="ml-100k", cache_dir=str(tmp_path / "cache"))
     stats = run_job(cfg, dry_run=True, progress=False)
     assert stats["users"] == stats["users_with_text"] == 943

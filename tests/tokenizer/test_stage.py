@@ -159,7 +159,7 @@ def test_real_intention_extraction_on_yelp_texts(tmp_path):
     """Real LLM on real Yelp training texts: raw output, model and prompt hash kept per text."""
     from llmrec.config import DataConfig
     from llmrec.data.prepare import prepare
-    from llmrec.llm.backend import load_backend
+    from llmrec.llm.factory import load_backend
     from llmrec.llm.jobs import read_results
     from llmrec.tokenizer.texts import entity_phrases, extract_intentions, training_pairs
 

@@ -11,8 +11,8 @@ import yaml
 from llmrec.cli import main as cli
 from llmrec.data.prepare import prepare
 from llmrec.errors import ConfigError
-from llmrec.train import ablate
-from llmrec.train.ablate import load_ablation
+from llmrec.experiments import ablate
+from llmrec.experiments.ablate import load_ablation
 from tests.conftest import write_semantic_artifact
 
 

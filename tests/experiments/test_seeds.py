@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llmrec.alignment.seeds import pool, save
+from llmrec.experiments.seeds import pool, save
 from llmrec.errors import ConfigError
 from llmrec.eval import text as tm
 

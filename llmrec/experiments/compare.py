@@ -136,7 +136,7 @@ def _load_source(folder: Path, backend: Any, tokenizer: Any, pairs: Any, backend
 def score_all(cfg: AlignRunConfig, out_dir: str | Path, *, tokenizer: Any = None, pairs: Any = None,
               scorer: Any = None, reference: str = "beat", labels: dict[str, str] | None = None) -> dict:
     """Score every variant whose generations are complete; write results.{json,md,png}."""
-    from llmrec.alignment import report
+    from llmrec.experiments import explanation_report as report
 
     out = Path(out_dir)
     tokenizer, pairs = load_inputs(cfg, tokenizer, pairs)
@@ -205,7 +205,7 @@ def _sizes(cfg: AlignRunConfig) -> dict:
 def _cached_score(cache: Path, gens, rows, phrases, scorer, bert_model) -> dict:
     """Scores are deterministic given the generations; cache them so partial sweeps rescore fast."""
 
-    from llmrec.alignment import report
+    from llmrec.experiments import explanation_report as report
 
     key = json.dumps([list(gens["id"]), list(gens["text"])])
     if cache.exists():

@@ -27,7 +27,7 @@ METRICS = [("bleu1", "BLEU-1"), ("bleu4", "BLEU-4"), ("rouge_l", "ROUGE-L"), ("b
 
 def load_scores(run: Path, split: str) -> dict[str, dict]:
     """Method -> cached scores of one split (``<method>/scores_<split>.json``, written by scoring)."""
-    from llmrec.alignment.compare import read_scores
+    from llmrec.experiments.compare import read_scores
 
     out = {}
     for path in sorted(run.glob(f"*/scores_{split}.json")):

@@ -7,7 +7,7 @@ calls-saved factor, and the coverage (see ``quality``) of propagated interests o
 and for the reference users the paired bootstrap difference inherited - own. A floor for
 comparison: the K most frequent training categories given to every user.
 
-With ``downstream`` (an ablation config, see ``llmrec.train.ablate``) each preference's propagated
+With ``downstream`` (an ablation config, see ``llmrec.experiments.ablate``) each preference's propagated
 interests are also written as an artifact and one backbone (IBIM by default) is trained with them
 and once without; the curve then reports the test NDCG@20 and Recall@20 change with a paired
 bootstrap over test users (one seed: a cheap screen, not the multi-seed ablation).
@@ -135,7 +135,7 @@ def _downstream(table: list[dict], spec: dict, work: Path, *, seed: int) -> None
     """Train ``spec['backbone']`` without and with each point's interests; add the gains to ``table``.
     Artifacts and runs live under the job's folder (``work``), not beside the results tables."""
     from llmrec.eval.bootstrap import paired_bootstrap
-    from llmrec.train.ablate import read_run, run_config
+    from llmrec.experiments.ablate import read_run, run_config
     from llmrec.train.run import run
 
     ab, backbone = spec["ablation"], spec.get("backbone", "ibim")

@@ -9,7 +9,7 @@ import pytest
 from llmrec.cli import main as cli
 from llmrec.config import RunConfig, from_dict
 from llmrec.errors import DataError
-from llmrec.report import report
+from llmrec.experiments.report import report
 from llmrec.train.run import run
 
 
@@ -24,7 +24,7 @@ def test_report_for_a_run_and_an_ablation_folder(tiny_cfg, tmp_path, capsys):
     assert "2 epochs; right panel: valid_ndcg@5." in page
     assert (tmp_path / "r" / "report_curves.png").read_bytes()[:4] == b"\x89PNG"
 
-    from llmrec.train import ablate
+    from llmrec.experiments import ablate
 
     ab = {"base": {"data": {**vars(tiny_cfg)}, "train": {"epochs": 1, "batch_size": 8, "metric": "ndcg@5"},
                    "eval": {"ks": [5]}},

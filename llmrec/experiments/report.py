@@ -92,7 +92,7 @@ def _ablation_page(folder: Path, report_json: dict) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from llmrec.train.ablate import markdown
+    from llmrec.experiments.ablate import markdown
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
     metric = "valid_" + report_json.get("config", {}).get("train", {}).get("metric", "ndcg@10")

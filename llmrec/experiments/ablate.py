@@ -85,7 +85,8 @@ def reference_variant(ab: dict[str, Any]) -> str:
 
 
 def run_config(ab: dict[str, Any], backbone: str, variant: str, seed: int, out: Path):
-    from llmrec.config import RunConfig, backbone_config, from_dict
+    from llmrec.backbones.registry import backbone_config
+    from llmrec.config import RunConfig, from_dict
 
     values = copy.deepcopy(ab["base"])
     section = dict(ab["backbones"][backbone] or {})
