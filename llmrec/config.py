@@ -229,6 +229,7 @@ NON_NEGATIVE = frozenset({"lr", "weight_decay"})
 # dataclass name -> {old key: what replaced it}; an old key fails naming the new one
 RENAMED: dict[str, dict[str, str]] = {
     "AlignModelConfig": {"bf16": "dtype (auto|float32|bfloat16; bf16: true -> dtype: bfloat16)"},
+    "AlignTrainConfig": {"grad_clip": "max_grad_norm (one name across the trainers; 0 -> null = off)"},
 }
 
 

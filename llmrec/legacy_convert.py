@@ -38,6 +38,10 @@ def convert(path: str | Path, out: str | Path | None = None) -> Path:
     model = (payload.get("config") or {}).get("model")
     if isinstance(model, dict) and "bf16" in model:  # stage-2 key renamed since: bf16 -> dtype
         model["dtype"] = "bfloat16" if model.pop("bf16") else "float32"
+    train = (payload.get("config") or {}).get("train")
+    if isinstance(train, dict) and "grad_clip" in train:  # renamed: grad_clip (0 = off) -> max_grad_norm
+        clip = train.pop("grad_clip")
+        train["max_grad_norm"] = clip if clip and clip > 0 else None
     try:
         save_checkpoint(out, payload)
     except TypeError as exc:

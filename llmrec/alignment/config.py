@@ -86,8 +86,8 @@ class AlignTrainConfig:
     """AdamW learning rate (BEAT: 1e-4 over 3 full epochs; a CPU budget of ~100 steps needs more)."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
-    grad_clip: float = 1.0
-    """Gradient norm clip (0 = off)."""
+    max_grad_norm: float | None = 1.0
+    """Clip gradients to this norm; None = no clipping (the backbone trainer's key of the same name)."""
     max_train_pairs: int | None = 800
     """Seeded sample of the training pairs (None = all)."""
     max_target_tokens: int = 64

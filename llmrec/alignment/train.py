@@ -21,6 +21,7 @@ from llmrec.atomic import write_text
 from llmrec.config import from_dict, to_dict
 from llmrec.errors import ConfigError
 from llmrec.train.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
+from llmrec.train.loop import MetricsLog
 from llmrec.train.seed import rng_state, seed_everything, set_rng_state
 from llmrec.progress import progress_bar
 
@@ -120,7 +121,8 @@ def fit(s: Stage2) -> dict[str, Any]:
         opt.load_state_dict(ck["optimizer"])
         set_rng_state(ck["rng"])
         step, seconds = ck["step"], ck["seconds"]
-    _trim_log(out / "metrics.jsonl", step)
+    log = MetricsLog(out / "metrics.jsonl")
+    log.trim("step", step)  # a crash after the log write, before the checkpoint
     s.aligner.train()
     bar = progress_bar(total=total, initial=step, desc=f"align {cfg.model.variant}", enabled=tc.progress)
     while step < total:
@@ -131,15 +133,14 @@ def fit(s: Stage2) -> dict[str, Any]:
         losses = s.aligner.loss(rows, max_target_tokens=tc.max_target_tokens)
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
-        if tc.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
+        if tc.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(params, tc.max_grad_norm)
         opt.step()
         step += 1
         seconds += time.perf_counter() - t0
         record = {"step": step, "epoch": epoch, **{k: round(v.item(), 5) for k, v in losses.items()},
                   "seconds": round(seconds, 2)}
-        with (out / "metrics.jsonl").open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        log.append(record)
         bar.update(1)
         bar.set_postfix(nll=f"{record['nll']:.3f}")
         if step % tc.checkpoint_every == 0 or step == total:
@@ -148,23 +149,14 @@ def fit(s: Stage2) -> dict[str, Any]:
     bar.close()
     s.aligner.eval()
     summary.update(steps=step, seconds=round(seconds, 1), seconds_per_step=round(seconds / max(step, 1), 3),
-                   final_nll=_mean_tail(out / "metrics.jsonl", "nll"))
+                   final_nll=_mean_tail(log, "nll"))
     save_checkpoint(final, payload(s, step=step))
     write_text(out / "train_summary.json", json.dumps(summary, indent=2))
     return summary
 
 
-def _trim_log(path: Path, step: int) -> None:
-    """Drop log lines past the resumed step (a crash after the log write, before the checkpoint)."""
-    if not path.exists():
-        return
-    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-    write_text(path, "".join(ln + "\n" for ln in keep))
-
-
-def _mean_tail(path: Path, key: str, n: int = 20) -> float | None:
-    rows = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
-    vals = [r[key] for r in rows[-n:] if key in r]
+def _mean_tail(log: MetricsLog, key: str, n: int = 20) -> float | None:
+    vals = [r[key] for r in log.records()[-n:] if key in r]
     return round(float(np.mean(vals)), 4) if vals else None
 
 

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from llmrec.atomic import save_npz, write_text
 from llmrec.config import to_dict
@@ -32,6 +31,7 @@ from llmrec.tokenizer.vq import codes_stats
 from llmrec.train.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
 from llmrec.train.seed import rng_state, seed_everything, set_rng_state
 from llmrec.progress import progress_bar
+from llmrec.train.loop import EarlyStopping, MetricsLog, epoch_summary, stop_reason
 
 KS = [10, 20]
 
@@ -173,19 +173,21 @@ def fit(stage: Stage1) -> dict[str, Any]:
     opt = torch.optim.Adam(model.parameters(), lr=t.lr)
     gen = torch.Generator().manual_seed(t.seed)
     state = {"epoch": 0, "best": -1.0, "best_epoch": 0, "bad": 0, "elapsed": 0.0, "epoch_seconds": []}
+    early = EarlyStopping(t.patience, best=-1.0, best_epoch=0)
+    log = MetricsLog(out / "metrics.jsonl")
     last = out / "last.safetensors"
     if t.resume and checkpoint_exists(last):
         ckpt = load_checkpoint(last)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         state = ckpt["state"]
+        early.best, early.best_epoch, early.bad = state["best"], state["best_epoch"], state["bad"]
         gen.set_state(ckpt["generator"])
         set_rng_state(ckpt["rng"])
     elif cfg.model.quantize and not cfg.model.plain_lightgcn:
         for name, e in _inputs(stage).items():  # data-dependent codebook init
             model.vq[name].init_from(e, gen)
-    if state["epoch"] == 0 and (out / "metrics.jsonl").exists():
-        (out / "metrics.jsonl").unlink()
+    log.trim("epoch", state["epoch"])  # nothing past the checkpoint (all of it on a fresh start)
     edges = torch.as_tensor(stage.split.train)
     stopped_by = "epochs"
     start = time.perf_counter() - state["elapsed"]
@@ -217,25 +219,19 @@ def fit(stage: Stage1) -> dict[str, Any]:
         if epoch % t.eval_every == 0 or epoch == t.epochs:
             metrics, _, _ = evaluate(stage, "valid")
             line |= {f"valid_{k}": v for k, v in metrics.items()}
-            if metrics[t.metric] > state["best"]:
-                state |= {"best": metrics[t.metric], "best_epoch": epoch, "bad": 0}
+            if early.update(epoch, metrics[t.metric]):
                 save_checkpoint(out / "best.safetensors", {"model": model.state_dict(), "epoch": epoch})
-            else:
-                state["bad"] += 1
+            state |= {"best": early.best, "best_epoch": early.best_epoch, "bad": early.bad}
         line["peak_rss_mb"] = _peak_rss_mb()
         state["epoch"], state["elapsed"] = epoch, time.perf_counter() - start
-        with (out / "metrics.jsonl").open("a") as f:
-            f.write(json.dumps(line) + "\n")
+        log.append(line)
         save_checkpoint(last, {"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state,
                                "generator": gen.get_state(), "rng": rng_state(), "config": to_dict(cfg)})
         if t.progress:
-            tqdm.write(f"epoch {epoch}: loss {line['total']:.4f}  valid {t.metric} "
-                       f"{line.get('valid_' + t.metric, float('nan')):.4f}  ({line['train_seconds']:.1f} s)")
-        if state["bad"] >= t.patience:
-            stopped_by = "early stopping"
-            break
-        if t.time_budget_s is not None and state["elapsed"] > t.time_budget_s:
-            stopped_by = "time budget"
+            epoch_summary(epoch, line["total"], t.metric, line, line["train_seconds"])
+        reason = stop_reason(early, state["elapsed"], t.time_budget_s)
+        if reason:
+            stopped_by = reason
             break
     if (out / "best.safetensors").exists():
         model.load_state_dict(load_checkpoint(out / "best.safetensors")["model"])

@@ -8,7 +8,6 @@ model, so stopping decisions agree without communication; only rank 0 writes fil
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -16,13 +15,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from llmrec.atomic import write_text
 from llmrec.config import EvalConfig, TrainConfig
 from llmrec.data.sequences import EvalExamples, TrainWindows
 from llmrec.eval.ranking import EvalResult, evaluate
 from llmrec.train.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
+from llmrec.train.loop import EarlyStopping, MetricsLog, epoch_summary, stop_reason
 from llmrec.train.distributed import DistInfo, barrier, init_distributed, resolve_device
 from llmrec.train.seed import rng_state, seed_everything, set_rng_state
 from llmrec.progress import progress_bar
@@ -59,9 +57,8 @@ class Trainer:
                               if adversary is not None else None)
         self.out = Path(cfg.out_dir)
         self.epoch = 0
-        self.best: float = -math.inf
-        self.best_epoch = -1
-        self.bad_evals = 0
+        self.early = EarlyStopping(cfg.patience)
+        self.log = MetricsLog(self.out / "metrics.jsonl")
         self.history: list[dict[str, Any]] = []
         self.elapsed = 0.0
         self._terms: dict[str, float] = {}  # mean auxiliary loss terms of the last epoch
@@ -69,8 +66,8 @@ class Trainer:
     # -- checkpoints -------------------------------------------------------------------------
     def _payload(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "epoch": self.epoch, "best": self.best, "best_epoch": self.best_epoch,
-                "bad_evals": self.bad_evals, "rng": rng_state(), "elapsed": self.elapsed,
+                "epoch": self.epoch, "best": self.early.best, "best_epoch": self.early.best_epoch,
+                "bad_evals": self.early.bad, "rng": rng_state(), "elapsed": self.elapsed,
                 "history": self.history, "backbone": self.model.section(),
                 "train_config": vars(self.cfg).copy(), **self.extra,
                 **({"adapter": self._adapter_state()} if self.adapter is not None else {}),
@@ -101,15 +98,12 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.adv_optimizer is not None:
             self.adv_optimizer.load_state_dict(ckpt["adversary_optimizer"])
-        self.epoch, self.best, self.best_epoch = ckpt["epoch"], ckpt["best"], ckpt["best_epoch"]
-        self.bad_evals, self.elapsed, self.history = ckpt["bad_evals"], ckpt["elapsed"], ckpt["history"]
+        self.epoch, self.elapsed, self.history = ckpt["epoch"], ckpt["elapsed"], ckpt["history"]
+        self.early.best, self.early.best_epoch, self.early.bad = ckpt["best"], ckpt["best_epoch"], ckpt["bad_evals"]
         set_rng_state(ckpt["rng"])
         if self.dist.is_main:  # rewrite the log so an interrupted epoch leaves no duplicate line
-            self._write_log()
+            self.log.rewrite(self.history)
         return True
-
-    def _write_log(self) -> None:
-        write_text(self.out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.history))
 
     # -- loop --------------------------------------------------------------------------------
     def fit(self, train: TrainWindows, valid: EvalExamples) -> dict[str, Any]:
@@ -117,7 +111,7 @@ class Trainer:
         resumed = self._try_resume()
         metric = self.cfg.metric
         stopped = "epochs"
-        if resumed and self.bad_evals >= self.cfg.patience:
+        if resumed and self.early.stop:
             stopped = "early stopping (before resume)"
         while self.epoch < self.cfg.epochs and stopped == "epochs":
             t0 = time.perf_counter()
@@ -127,13 +121,7 @@ class Trainer:
             if self.epoch % self.cfg.eval_every == 0 or self.epoch == self.cfg.epochs:
                 result = self.evaluate(valid)
                 record.update({f"valid_{k}": v for k, v in result.metrics.items()})
-                score = result.metrics[metric]
-                if score > self.best:
-                    self.best, self.best_epoch, self.bad_evals = score, self.epoch, 0
-                    improved = True
-                else:
-                    self.bad_evals += 1
-                    improved = False
+                improved = self.early.update(self.epoch, result.metrics[metric])
             else:
                 improved = False
             self.elapsed += time.perf_counter() - t0
@@ -141,19 +129,14 @@ class Trainer:
                            **self.model.extra_stats()})
             self.history.append(record)
             if self.cfg.progress and self.dist.is_main:
-                shown = f", valid {metric} {record[f'valid_{metric}']:.4f}" if f"valid_{metric}" in record else ""
-                tqdm.write(f"epoch {self.epoch}: loss {loss:.4f}{shown}{' (best)' if improved else ''} "
-                           f"[{record['epoch_seconds']:.1f} s]")
+                epoch_summary(self.epoch, loss, metric, record, record["epoch_seconds"], improved)
             if self.dist.is_main:
-                self._write_log()
+                self.log.rewrite(self.history)
             if improved:
                 self._save("best.safetensors")
             self._save("last.safetensors")
-            if self.bad_evals >= self.cfg.patience:
-                stopped = "early stopping"
-            elif self.cfg.time_budget_s is not None and self.elapsed >= self.cfg.time_budget_s:
-                stopped = f"time budget ({self.cfg.time_budget_s:.0f} s)"
-        return {"epochs": self.epoch, "best_epoch": self.best_epoch, f"best_valid_{metric}": self.best,
+            stopped = stop_reason(self.early, self.elapsed, self.cfg.time_budget_s) or stopped
+        return {"epochs": self.epoch, "best_epoch": self.early.best_epoch, f"best_valid_{metric}": self.early.best,
                 "stopped_by": stopped, "train_seconds": self.elapsed, "resumed": resumed,
                 "world_size": self.dist.world_size}
 
