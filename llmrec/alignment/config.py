@@ -162,15 +162,18 @@ class AlignRunConfig:
     variants: dict[str, dict] = field(default_factory=dict)
     """Comparison (``llmrec eval explanations``): name -> dotted overrides of ``model``."""
 
-    def check(self) -> None:
+    def check(self, *, models: bool = True) -> None:
+        """Cross-field checks; ``models``: also that a catalogue LLM is installed (skipped when the
+        caller passes an already loaded backend)."""
         if not self.model.tokenizer_run:
             raise ConfigError("model.tokenizer_run: the stage-1 run folder is required")
         bad = [s for s in self.eval.splits if s not in ("train", "valid", "test", "zero_shot")]
         if bad:
             raise ConfigError(f"eval.splits: unknown split(s) {bad}; known: train, valid, test, zero_shot")
-        from llmrec.llm.catalog import require_installed
+        if models:
+            from llmrec.llm.catalog import require_installed
 
-        require_installed(self.model.llm, key="model.llm")  # seconds, before any data or model loads
+            require_installed(self.model.llm, key="model.llm")  # seconds, before any data or model loads
 
 
 def load_align_config(path: str | Path | None = None, overrides: list[str] | None = None) -> AlignRunConfig:

@@ -96,13 +96,17 @@ def run_teacher(cfg: AlignRunConfig, *, model: str | None = None, backend: str =
         from llmrec.data.prepare import prepare
         from llmrec.tokenizer.artifacts import TrainedTokenizer
 
-        cfg.check()
+        cfg.check(models=False)  # the teacher's model is checked below, not model.llm
         data = prepare(TrainedTokenizer(cfg.model.tokenizer_run).cfg.data)
     pairs = teacher_pairs(data, tc)
     if limit:
         pairs = pairs.iloc[:limit]
     name = model or tc.model or (getattr(llm, "name", None) if llm is not None else None) or best_teacher()
-    llm = llm or load_backend(name, backend=backend, batch_size=tc.batch_size)
+    if llm is None:
+        from llmrec.llm.catalog import require_installed
+
+        require_installed(name, key="teacher.model")
+        llm = load_backend(name, backend=backend, batch_size=tc.batch_size)
     template = load_prompt(PROMPT)
     params = GenerationParams(max_new_tokens=tc.max_new_tokens)
     fields = list(template.placeholders)

@@ -65,7 +65,7 @@ def setup(cfg: AlignRunConfig, *, backend: Any = None, tokenizer: Any = None, pa
           backend_kind: str = "hf") -> Stage2:
     """Everything stage 2 needs; ``backend`` / ``tokenizer`` / ``pairs`` may be passed in (tests,
     sweeps reusing one loaded LLM)."""
-    cfg.check()
+    cfg.check(models=backend is None)
     tokenizer, pairs = load_inputs(cfg, tokenizer, pairs)
     check_variant(cfg.model, tokenizer)
     backend = load_backend_for(cfg, backend, backend_kind)
