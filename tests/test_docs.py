@@ -48,3 +48,17 @@ def test_docs_site_builds_strictly(tmp_path):
     # the config reference is generated from the dataclasses, so a field added there shows up here
     assert "train.lr" in page and "model.dtype" in page and "explanation_split_version" in page
     assert "fonts.googleapis" not in (tmp_path / "site" / "index.html").read_text()
+
+
+def test_python_snippets_import_what_exists():
+    """The import lines of every Python snippet in the README and the docs name real objects."""
+    lines = set()
+    for page in [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")]:
+        if "results" in page.relative_to(ROOT).parts:
+            continue
+        for block in re.findall(r"^```python\n(.*?)^```", page.read_text(), re.M | re.S):
+            lines |= {ln.strip() for ln in block.splitlines() if re.match(r"\s*(from \S+ )?import ", ln)}
+    assert len(lines) >= 10
+    done = subprocess.run([sys.executable, "-c", "\n".join(sorted(lines))], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
