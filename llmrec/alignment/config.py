@@ -9,7 +9,8 @@ from typing import Literal
 from llmrec.config import apply_overrides, from_dict, read_config_file
 from llmrec.errors import ConfigError
 
-Variant = Literal["beat", "title", "profile", "constant", "per_id"]
+Variant = Literal["beat", "title", "profile", "constant", "per_id", "evidence", "evidence_plain"]
+EVIDENCE_VARIANTS = ("evidence", "evidence_plain")
 VARIANTS = ("beat", "title", "profile", "constant", "per_id")
 TRAINABLE = ("beat", "constant", "per_id")
 
@@ -22,7 +23,12 @@ class AlignModelConfig:
     """beat = projected behaviour tokens; title = item name only, no soft tokens; profile = the
     long text profile (user and item summaries); constant = 12 learned constant soft tokens (a
     trained-prompt control); per_id = one learned soft token per user and item, initialised from
-    the stage-1 graph embeddings."""
+    the stage-1 graph embeddings; evidence = the pair's evidence as short text (the user's
+    training-history titles nearest the item, token glosses, interests; llmrec.alignment.evidence)
+    plus 12 learned constant soft tokens for the style (not in the paper); evidence_plain = the
+    evidence prompt untrained."""
+    evidence_titles: int = 3
+    """evidence variants: history titles shown per pair (the most related first)."""
     tokenizer_run: str = ""
     """Stage-1 run folder (``llmrec tokenizer train``): tokens, codebooks, data config."""
     use_macro: bool = True
@@ -73,7 +79,8 @@ class AlignModelConfig:
     def prompt_name(self) -> str:
         if self.prompt:
             return self.prompt
-        return {"title": "explanation_title", "profile": "explanation_profile"}.get(self.variant, "explanation")
+        return {"title": "explanation_title", "profile": "explanation_profile", "evidence": "explanation_evidence",
+                "evidence_plain": "explanation_evidence_plain"}.get(self.variant, "explanation")
 
 
 @dataclass(kw_only=True)

@@ -19,6 +19,8 @@ def segment_tokens(s: Stage2, row: Any, n_soft: int) -> int:
     """Tokens of the user/item record segment (what BEAT's behaviour tokens replace)."""
     if "user_profile" in s.aligner.template.placeholders:
         return len(s.backend.target_ids(row.user_summary)) + len(s.backend.target_ids(row.item_summary))
+    if s.aligner.evidence is not None:
+        return n_soft + len(s.backend.target_ids(s.aligner.evidence(int(row.user), int(row.item)).text()))
     return n_soft
 
 
@@ -44,6 +46,8 @@ def explain_rows(s: Stage2, rows: pd.DataFrame, output: str | Path, *, max_new_t
             ids, _ = s.backend.assembler.token_ids(req)
             side[row.id] = {"ms": round(ms, 1), "prompt_tokens": len(ids),
                             "segment_tokens": segment_tokens(s, row, n_soft)}
+            if s.aligner.evidence is not None:  # what the explanation was given, shown with it
+                side[row.id]["evidence"] = s.aligner.evidence(int(row.user), int(row.item)).as_dict()
         return [g.text for g in gens]
 
     def parse(raw: str, record: dict) -> dict:

@@ -40,17 +40,20 @@ def build_source(cfg: AlignModelConfig, backend: Any, tokenizer: Any, *, seed: i
             vocab = backend.embed_tokens(torch.arange(min(len(backend.tokenizer), 8192))).detach().float()
             source.init_scale(float(vocab.std()))
         return source
-    if cfg.variant == "constant":
+    if cfg.variant in ("constant", "evidence"):
         vocab = backend.embed_tokens(torch.arange(len(backend.tokenizer))).detach()  # any backend
         return ConstantTokens(vocab, cfg.n_constant, seed=seed)
     return None
 
 
 class Aligner(nn.Module):
-    def __init__(self, cfg: AlignModelConfig, backend: Any, tokenizer: Any = None, *, seed: int = 0):
+    def __init__(self, cfg: AlignModelConfig, backend: Any, tokenizer: Any = None, *, seed: int = 0,
+                 evidence: Any = None):
+        """``evidence``: an EvidenceIndex (llmrec.alignment.evidence), required by the evidence variants."""
         super().__init__()
         self.cfg = cfg
         self.backend = backend  # not a submodule: the frozen LLM stays out of state_dict()
+        self.evidence = evidence
         self.template = load_prompt(cfg.prompt_name())
         torch.manual_seed(seed)
         self.source = build_source(cfg, backend, tokenizer, seed=seed)
@@ -113,6 +116,8 @@ class Aligner(nn.Module):
                 values.update(user_tokens=u[k], item_tokens=i[k])
             if "user_profile" in self.template.placeholders:
                 values.update(user_profile=row.user_summary, item_profile=row.item_summary)
+            if "evidence" in self.template.placeholders:  # from the row's (user, item): a permuted row
+                values["evidence"] = self.evidence(int(row.user), int(row.item)).text()  # gets its donor's
             out.append(self.template.messages(**values))
         soft = torch.cat([u, i], 1) if u is not None else None
         return out, soft
@@ -172,7 +177,7 @@ class Aligner(nn.Module):
 
 
 def check_variant(cfg: AlignModelConfig, tokenizer: Any) -> None:
-    if cfg.variant in ("beat", "per_id") and tokenizer is None:
+    if cfg.variant in ("beat", "per_id", "evidence", "evidence_plain") and tokenizer is None:
         raise ConfigError(f"variant {cfg.variant!r} needs model.tokenizer_run (a stage-1 run folder)")
     if cfg.anchor_tokens and cfg.variant != "beat":
         raise ConfigError(f"model.anchor_tokens applies to the beat variant only, not {cfg.variant!r}")

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from llmrec.alignment.config import AlignRunConfig
+from llmrec.alignment.config import EVIDENCE_VARIANTS, AlignRunConfig
 from llmrec.alignment.model import Aligner, check_variant
 from llmrec.alignment.pairs import load_pairs, sample
 from llmrec.atomic import write_text
@@ -61,6 +61,21 @@ def load_inputs(cfg: AlignRunConfig, tokenizer: Any = None, pairs: pd.DataFrame 
     return tokenizer, pairs
 
 
+def evidence_index(tokenizer: Any, pairs: pd.DataFrame, *, k_titles: int = 3) -> Any:
+    """The evidence of every pair of the stage-1 run's dataset (built once per tokenizer and size)."""
+    from llmrec.alignment.evidence import EvidenceIndex, token_glosses
+    from llmrec.data.prepare import prepare
+
+    cache = getattr(tokenizer, "_evidence", {})
+    if k_titles not in cache:
+        with torch.no_grad():
+            _, items = tokenizer.graph()
+        cache[k_titles] = EvidenceIndex(prepare(tokenizer.cfg.data), items.detach().cpu().numpy(), pairs=pairs,
+                                        k_titles=k_titles, phrases=token_glosses(tokenizer))
+        tokenizer._evidence = cache
+    return cache[k_titles]
+
+
 def setup(cfg: AlignRunConfig, *, backend: Any = None, tokenizer: Any = None, pairs: pd.DataFrame | None = None,
           backend_kind: str = "hf") -> Stage2:
     """Everything stage 2 needs; ``backend`` / ``tokenizer`` / ``pairs`` may be passed in (tests,
@@ -68,8 +83,10 @@ def setup(cfg: AlignRunConfig, *, backend: Any = None, tokenizer: Any = None, pa
     cfg.check(models=backend is None)
     tokenizer, pairs = load_inputs(cfg, tokenizer, pairs)
     check_variant(cfg.model, tokenizer)
+    evidence = evidence_index(tokenizer, pairs, k_titles=cfg.model.evidence_titles) \
+        if cfg.model.variant in EVIDENCE_VARIANTS else None
     backend = load_backend_for(cfg, backend, backend_kind)
-    aligner = Aligner(cfg.model, backend, tokenizer, seed=cfg.train.seed)
+    aligner = Aligner(cfg.model, backend, tokenizer, seed=cfg.train.seed, evidence=evidence)
     return Stage2(cfg, tokenizer, pairs, backend, aligner)
 
 

@@ -54,5 +54,6 @@ def main(args: argparse.Namespace) -> int:
     else:
         r = out.iloc[0]
         print(json.dumps({"user": args.user, "item": args.item, "title": rows.iloc[0]["title"],
-                          "explanation": r["text"], "ms": r["ms"], "prompt_tokens": int(r["prompt_tokens"])}, indent=1))
+                          "explanation": r["text"], "evidence": r.get("evidence"), "ms": r["ms"],
+                          "prompt_tokens": int(r["prompt_tokens"])}, indent=1))
     return 0

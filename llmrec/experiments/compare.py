@@ -25,7 +25,7 @@ from typing import Any
 from llmrec.alignment.config import AlignRunConfig
 from llmrec.alignment.explain import explain_rows
 from llmrec.alignment.pairs import sample, tokens_of_other_pairs
-from llmrec.alignment.train import fit, load_inputs, load_run, setup
+from llmrec.alignment.train import evidence_index, fit, load_inputs, load_run, setup
 from llmrec.atomic import save_figure, write_text
 from llmrec.config import apply_overrides, from_dict, to_dict
 from llmrec.errors import ConfigError
@@ -45,6 +45,10 @@ DEFAULT_VARIANTS: dict[str, dict] = {
     "beat_shuffled": {"shuffled_of": "beat"},
     "beat_anchor_zero_shuffled": {"shuffled_of": "beat_anchor_zero"},
     "beat_lora_shuffled": {"shuffled_of": "beat_lora"},
+    "evidence_plain": {"variant": "evidence_plain"},
+    "evidence": {"variant": "evidence"},
+    "evidence_plain_shuffled": {"shuffled_of": "evidence_plain"},
+    "evidence_shuffled": {"shuffled_of": "evidence"},
 }
 LABELS = {"title": "(a) title only", "profile": "(b) text profile", "constant": "(a') 12 constant soft tokens",
           "per_id": "(c) per-ID soft tokens", "beat": "(d) BEAT", "beat_no_sar": "BEAT w/o SAR",
@@ -54,8 +58,12 @@ LABELS = {"title": "(a) title only", "profile": "(b) text profile", "constant": 
           "beat_lora": "BEAT + LoRA r=8 on q/v (ablation: the LLM adapts)",
           "beat_shuffled": "(d) BEAT, tokens of another pair (permutation control)",
           "beat_anchor_zero_shuffled": "BEAT + anchors, zero-init, tokens of another pair",
-          "beat_lora_shuffled": "BEAT + LoRA, tokens of another pair"}
-PER_PAIR_TOKENS = ("beat", "per_id")  # variants whose soft tokens differ between pairs
+          "beat_lora_shuffled": "BEAT + LoRA, tokens of another pair",
+          "evidence_plain": "evidence prompt, untrained", "evidence": "evidence + 12 trained style tokens",
+          "evidence_plain_shuffled": "evidence prompt, untrained, another pair's evidence",
+          "evidence_shuffled": "evidence + style tokens, another pair's evidence (permutation control)"}
+# variants whose inputs differ between pairs (soft tokens or evidence): they have a permutation control
+PER_PAIR_TOKENS = ("beat", "per_id", "evidence", "evidence_plain")
 
 
 def variant_config(cfg: AlignRunConfig, name: str, overrides: dict, out_dir: Path) -> AlignRunConfig:
@@ -147,8 +155,12 @@ def score_all(cfg: AlignRunConfig, out_dir: str | Path, *, tokenizer: Any = None
                               "bert_model": cfg.eval.bert_model, "bleu_tokenizer": tm_tokenizer(),
                               "llm": cfg.model.llm, "reference": reference, "missing": [],
                               "references": references_label(pairs)}
+    evidence = evidence_index(tokenizer, pairs, k_titles=cfg.model.evidence_titles) if tokenizer is not None else None
+    encoder = _encoder(cfg.eval.bert_model) if evidence is not None else None
     for split, rows in eval_rows(cfg, pairs).items():
         phrases = report.phrases_for(rows, tokenizer)
+        base = (report.faith_context(rows, evidence, "", encoder=encoder, seed=cfg.eval.seed)
+                if evidence is not None else None)
         scores = {}
         for name in variants:
             gens = report.load_gens(out / name, split, rows)
@@ -156,8 +168,10 @@ def score_all(cfg: AlignRunConfig, out_dir: str | Path, *, tokenizer: Any = None
                 result["missing"].append(f"{name}/{split}")
                 continue
             cache = out / name / f"scores_{split}.json"
-            scores[name] = _cached_score(cache, gens, rows, phrases, scorer, cfg.eval.bert_model)
+            faith = {**base, "template": instruction_text(cfg, variants, name)} if base is not None else None
+            scores[name] = _cached_score(cache, gens, rows, phrases, scorer, cfg.eval.bert_model, faith)
         block = {"n": int(len(rows)), "methods": {k: v["corpus"] for k, v in scores.items()},
+                 "distractors": base["k"] if base is not None else None,
                  "differences": report.compare(scores, reference, n_resamples=cfg.eval.bootstrap,
                                                seed=cfg.eval.seed)}
         permutation = {name: report.compare({src: scores[src], name: scores[name]}, src,
@@ -172,6 +186,27 @@ def score_all(cfg: AlignRunConfig, out_dir: str | Path, *, tokenizer: Any = None
         result["splits"][split] = block
     report.save(result, out, labels or LABELS, f"Explanations, {cfg.model.llm}")
     return result
+
+
+def instruction_text(cfg: AlignRunConfig, variants: dict[str, dict], name: str) -> str:
+    """The fixed instruction of a variant's prompt (system text and the user template's literal
+    parts; the evidence and other inputs excluded): what an echoing output copies."""
+    import string
+
+    from llmrec.alignment.config import AlignModelConfig
+    from llmrec.llm.prompts import load_prompt
+
+    overrides = variants[variants[name]["shuffled_of"]] if "shuffled_of" in variants[name] else variants[name]
+    model = AlignModelConfig(**{**to_dict(cfg)["model"], **overrides})
+    t = load_prompt(model.prompt_name())
+    literal = " ".join(lit for lit, *_ in string.Formatter().parse(t.user))
+    return f"{t.system or ''} {literal}"
+
+
+def _encoder(name: str) -> Any:
+    from llmrec.llm.encoder import SentenceEncoder
+
+    return SentenceEncoder(name)
 
 
 def references_label(pairs) -> str:
@@ -202,17 +237,18 @@ def _sizes(cfg: AlignRunConfig) -> dict:
             "eval_seed": cfg.eval.seed}
 
 
-def _cached_score(cache: Path, gens, rows, phrases, scorer, bert_model) -> dict:
+def _cached_score(cache: Path, gens, rows, phrases, scorer, bert_model, faith=None) -> dict:
     """Scores are deterministic given the generations; cache them so partial sweeps rescore fast."""
 
     from llmrec.experiments import explanation_report as report
 
-    key = json.dumps([list(gens["id"]), list(gens["text"])])
+    # the metric set is part of the key: caches from before the faithfulness columns are rescored
+    key = json.dumps([list(gens["id"]), list(gens["text"]), "faith-1" if faith is not None else ""])
     if cache.exists():
         saved = read_scores(cache)
         if saved["key"] == key:
             return {k: saved[k] for k in ("corpus", "n", "per_pair", "stats")}
-    s = report.score_split(gens, rows, phrases, scorer=scorer, bert_model=bert_model)
+    s = report.score_split(gens, rows, phrases, scorer=scorer, bert_model=bert_model, faith=faith)
     write_text(cache, json.dumps({"key": key, "corpus": s["corpus"], "n": s["n"],
                                   "per_pair": {k: v.tolist() for k, v in s["per_pair"].items()},
                                   "stats": {k: v.tolist() for k, v in s["stats"].items()}}))

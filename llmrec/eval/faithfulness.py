@@ -1,0 +1,111 @@
+"""Is an explanation about its pair? Metrics that reference overlap (BLEU, BERTScore) cannot show.
+
+- Pair identification: rank a pair's explanation against the reference of the pair and the
+  references of K=19 distractor pairs (seeded, same split, sharing neither the user nor the item)
+  by sentence-encoder cosine; top-1 and reciprocal rank per pair (chance: 0.05 and 0.18).
+- Evidence identification: the same ranking against the pair's evidence text and 19 other pairs'
+  evidence texts (llmrec always ranks against the DEFAULT method's evidence for the pair, so
+  methods given no evidence are comparable).
+- USR, unique-sentence ratio (PETER / PEPLER): distinct generated explanations / all of them.
+- Echo: an output holding 8 or more consecutive words of the fixed instruction template (the
+  evidence text excluded), per pair.
+- Hallucinated titles: an output naming a catalogue title (normalised exact match) that is neither
+  the target's nor in the pair's evidence, per pair. Only names in the catalogue are detected (XRec
+  Yelp names 2,473 of its 14,085 items); titles shorter than two words and six characters are not
+  matched (a one-word name such as "Chase" is an ordinary word too).
+Each per-pair array is paired across methods, so differences get paired bootstrap intervals.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+import numpy as np
+
+K_DISTRACTORS = 19
+
+
+def distractors(users: Sequence[int], items: Sequence[int], *, k: int = K_DISTRACTORS, seed: int = 0) -> np.ndarray:
+    """(n, k) indices of distractor pairs for each pair: other pairs of the same sample that share
+    neither its user nor its item, drawn without replacement (seeded)."""
+    users, items = np.asarray(users), np.asarray(items)
+    ok = (users[:, None] != users[None, :]) & (items[:, None] != items[None, :])  # (n, n)
+    rng = np.random.default_rng(seed)
+    out = np.empty((len(users), k), dtype=np.int64)
+    for i in range(len(users)):
+        cand = np.flatnonzero(ok[i])
+        if len(cand) < k:
+            raise ValueError(f"pair {i} has only {len(cand)} possible distractors, {k} needed")
+        out[i] = rng.choice(cand, k, replace=False)
+    return out
+
+
+def identification(outputs: np.ndarray, targets: np.ndarray, distract: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair: 1.0 if its own target is the nearest of 1 + k candidates, and 1 / rank. ``outputs``
+    and ``targets`` are (n, d) L2-normalised embeddings; a tie counts against the pair."""
+    own = np.einsum("nd,nd->n", outputs, targets)  # (n,)
+    other = np.einsum("nd,nkd->nk", outputs, targets[distract])  # (n, k)
+    rank = 1 + (other >= own[:, None]).sum(1)
+    return (rank == 1).astype(float), 1.0 / rank
+
+
+def identify(encoder, outputs: Sequence[str], targets: Sequence[str], distract: np.ndarray) -> dict[str, np.ndarray]:
+    emb = encoder.encode(list(outputs) + list(targets))
+    top1, rr = identification(emb[:len(outputs)], emb[len(outputs):], distract)
+    return {"top1": top1, "rr": rr}
+
+
+def usr(outputs: Sequence[str]) -> float:
+    norm = [" ".join(str(t).lower().split()) for t in outputs]
+    return len(set(norm)) / len(norm) if norm else 0.0
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[0-9a-z']+", str(text).lower())
+
+
+def echo(outputs: Sequence[str], template: str, *, n: int = 8) -> np.ndarray:
+    """1.0 where an output holds ``n`` consecutive words of ``template`` (the instruction text)."""
+    words = _words(template)
+    grams = {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+    out = []
+    for text in outputs:
+        w = _words(text)
+        out.append(float(any(tuple(w[i:i + n]) in grams for i in range(len(w) - n + 1))))
+    return np.array(out)
+
+
+def _key(title: str) -> str:
+    return " ".join(_words(title))
+
+
+def matchable(title: str) -> bool:
+    key = _key(title)
+    return len(key.split()) >= 2 or len(key) >= 6
+
+
+def hallucinated_titles(outputs: Sequence[str], catalogue: Sequence[str], allowed: Sequence[Sequence[str]],
+                        targets: Sequence[str]) -> tuple[np.ndarray, list[list[str]]]:
+    """Per pair: 1.0 if the output names a catalogue title outside its evidence (``allowed``) other
+    than its target; and the names found."""
+    keys = sorted({_key(t) for t in catalogue if matchable(t)})
+    flags, found = [], []
+    for text, ok, target in zip(outputs, allowed, targets):
+        padded = f" {_key(text)} "
+        skip = {_key(t) for t in ok} | {_key(target)}
+        hits = [k for k in keys if k not in skip and f" {k} " in padded]
+        # a hit inside a longer allowed name ("Tacos" in "Bob's Tacos") is that name, not a new one
+        hits = [h for h in hits if not any(f" {h} " in f" {s} " for s in skip)]
+        flags.append(float(bool(hits)))
+        found.append(hits)
+    return np.array(flags), found
+
+
+def mentions(outputs: Sequence[str], names: Sequence[Sequence[str]]) -> np.ndarray:
+    """1.0 where an output names at least one of its pair's ``names`` (normalised match)."""
+    out = []
+    for text, ns in zip(outputs, names):
+        padded = f" {_key(text)} "
+        out.append(float(any(_key(n) and f" {_key(n)} " in padded for n in ns)))
+    return np.array(out)
