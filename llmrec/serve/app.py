@@ -75,6 +75,9 @@ class ExplainResponse(BaseModel):
     behaviour_tokens: dict[str, dict[str, int]] | None = Field(
         description="stage-1 codes per token position of the user and the item (null: the variant reads none)")
     cold_start: list[str] = Field(description="sides whose tokens came from the request's evidence")
+    evidence: dict[str, Any] | None = Field(
+        None, description="what the explanation was given (evidence variants): history titles nearest the item, "
+                          "token glosses, interests, fallback flag and the text shown to the LLM")
     generated_tokens: int
     batch_size: int = Field(description="requests that shared this generation")
 

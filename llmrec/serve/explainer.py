@@ -148,11 +148,13 @@ class Explainer:
         ms = (time.perf_counter() - t0) * 1000
         decode = self.s.backend.tokenizer.decode
         out = []
+        evidence = self.s.aligner.evidence
         for r, g in zip(batch, gens):
             ids = g.token_ids[:r.query.max_tokens]
             text = g.text if len(ids) == len(g.token_ids) else decode(ids, skip_special_tokens=True)
             out.append({"user_id": r.query.user_id, "item_id": r.query.item_id, "explanation": " ".join(text.split()),
                         "title": r.row["title"], "behaviour_tokens": r.tokens, "cold_start": r.cold_start,
+                        "evidence": evidence(r.row["user"], r.row["item"]).as_dict() if evidence is not None else None,
                         "generated_tokens": len(ids), "batch_size": len(batch), "batch_ms": round(ms, 1)})
         return out
 

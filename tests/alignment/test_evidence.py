@@ -89,3 +89,20 @@ def test_comparison_reports_faithfulness_and_the_evidence_permutation_control(st
     assert "Is each explanation about its pair?" in md and "evidence id top-1" in md and "USR" in md
     saved = json.loads((tmp_path / "sweep" / "evidence" / "scores_test.json").read_text())
     assert len(saved["per_pair"]["evidence_id"]) == test["n"]
+
+
+def test_serving_returns_the_evidence(stage1, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from llmrec.serve.app import create_app
+    from llmrec.serve.explainer import Explainer
+
+    cfg = align_cfg(stage1, tmp_path / "run", variant="evidence_plain")
+    s = setup(cfg, backend=tiny_backend())
+    fit(s)
+    explainer = Explainer.from_run(tmp_path / "run", backend=tiny_backend())
+    row = s.pairs.loc[s.pairs["split"] == "test"].iloc[0]
+    with TestClient(create_app(None, explainer, max_batch=1)) as client:
+        r = client.post("/v1/explain", json={"user_id": row["user_raw"], "item_id": row["item_raw"], "max_tokens": 4})
+    assert r.status_code == 200, r.text
+    assert r.json()["evidence"] == s.aligner.evidence(int(row["user"]), int(row["item"])).as_dict()
