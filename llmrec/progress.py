@@ -37,6 +37,17 @@ class _LogLines:
         pass
 
 
+class _LogBar(tqdm):
+    """A bar whose postfix and description updates wait for the next timed line (tqdm redraws on
+    each ``set_postfix`` otherwise: one log line per training step)."""
+
+    def set_postfix(self, ordered_dict=None, refresh: bool = True, **kwargs: Any) -> None:
+        super().set_postfix(ordered_dict, refresh=False, **kwargs)
+
+    def set_description(self, desc=None, refresh: bool = True) -> None:
+        super().set_description(desc, refresh=False)
+
+
 def progress_bar(iterable: Iterable | None = None, *, enabled: bool = True, interactive: bool | None = None,
                  every_s: float = LOG_EVERY_S, **kwargs: Any) -> tqdm:
     """``tqdm(iterable, **kwargs)`` on a terminal; a rate-bounded log line otherwise; silent if not
@@ -48,5 +59,5 @@ def progress_bar(iterable: Iterable | None = None, *, enabled: bool = True, inte
     if interactive:
         return tqdm(iterable, **kwargs)
     kwargs.pop("leave", None)  # a log line cannot be erased: every bar leaves its last line
-    return tqdm(iterable, file=_LogLines(), mininterval=every_s, maxinterval=every_s, ascii=True,
-                dynamic_ncols=False, ncols=100, **kwargs)
+    return _LogBar(iterable, file=_LogLines(), mininterval=every_s, maxinterval=every_s, ascii=True,
+                   dynamic_ncols=False, ncols=100, **kwargs)
