@@ -19,8 +19,8 @@ TRAINABLE = ("beat", "constant", "per_id")
 class AlignModelConfig:
     llm: str = "smollm2-135m"
     """Frozen causal LLM (catalogue name or local HF folder)."""
-    variant: Variant = "beat"
-    """beat = projected behaviour tokens; title = item name only, no soft tokens; profile = the
+    variant: Variant = "evidence"
+    """evidence (the default) / beat (the paper's method) / controls. beat = projected behaviour tokens; title = item name only, no soft tokens; profile = the
     long text profile (user and item summaries); constant = 12 learned constant soft tokens (a
     trained-prompt control); per_id = one learned soft token per user and item, initialised from
     the stage-1 graph embeddings; evidence = the pair's evidence as short text (the user's

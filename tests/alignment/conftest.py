@@ -36,7 +36,7 @@ def tiny_backend(seed: int = 0):
 
 def align_cfg(stage1: Path, out: Path, **model) -> AlignRunConfig:
     return from_dict(AlignRunConfig, {
-        "model": {"tokenizer_run": str(stage1), "dtype": "float32", **model},
+        "model": {"tokenizer_run": str(stage1), "dtype": "float32", "variant": "beat", **model},
         "train": {"max_train_pairs": 12, "batch_size": 4, "lr": 1e-2, "max_target_tokens": 12, "out_dir": str(out),
                   "progress": False, "checkpoint_every": 1},
         "eval": {"max_pairs": 6, "max_new_tokens": 6, "batch_size": 4, "bootstrap": 200},

@@ -112,7 +112,7 @@ def test_align_train_on_this_cpu_logs_its_dtype_choice(stage1, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"model.dtype: {expected} on cpu" in done.stderr, done.stderr[-3000:]
     assert (", ".join(native) if native else "bf16 would be emulated") in done.stderr
-    assert "align beat: 100%" in done.stderr and "2/2" in done.stderr  # progress line, no tty
+    assert "align evidence: 100%" in done.stderr and "2/2" in done.stderr  # the default method; progress, no tty
 
 
 from tests.alignment.conftest import stage1  # noqa: E402,F401  (fixture)
