@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "interests": ("llmrec.commands.interests", "ESIM: cluster users, extract semantic interests of representatives, propagate"),
     "compare-llms": ("llmrec.commands.compare_llms", "train stage 2 on several LLMs and compare them side by side"),
     "serve": ("llmrec.commands.serve", "serve recommendations (no LLM) and explanations over HTTP (FastAPI)"),
-    "checkpoint": ("llmrec.commands.checkpoint", "convert old pickle checkpoints (*.pt) to safetensors (runs the file: trusted files only)"),
+    "checkpoint": ("llmrec.commands.checkpoint", "convert old pickle checkpoints (*.pt) to safetensors (tensors and numpy arrays only; runs nothing)"),
     "report": ("llmrec.commands.report", "a Markdown report with tables and PNG plots for a run or ablation folder"),
 }
 

@@ -1,20 +1,31 @@
 """Convert checkpoints of the old pickle format (``*.pt``) into safetensors checkpoints.
 
-This is the ONE place in llmrec that unpickles: ``torch.load(weights_only=False)`` can execute code
-stored in the file. It is reached only by ``llmrec checkpoint convert``, which the user runs
-knowingly on files they trust; nothing else imports this module.
+Old checkpoints are torch pickles holding tensors, numbers, strings and numpy arrays (RNG states).
+They are read with ``torch.load(weights_only=True)`` plus an allowlist of the numpy array
+constructors only, so converting executes nothing either: a file that needs any other global (a
+pickle carrying code) is refused, naming what it asked for. Reached by ``llmrec checkpoint convert``.
 """
 
 from __future__ import annotations
 
-import sys
+import warnings
 from pathlib import Path
 
 from llmrec.errors import ArtifactError
 from llmrec.train.checkpoint import SUFFIX, save_checkpoint
 
-WARNING = ("warning: converting unpickles the file, which EXECUTES any code stored in it; only convert "
-           "checkpoints you wrote yourself or otherwise trust")
+
+
+def _numpy_globals() -> list:
+    """What pickled numpy arrays need (array, dtype and their rebuild function), nothing else."""
+    import numpy as np
+
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct
+    dtypes = [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")] if hasattr(np, "dtypes") else []
+    return [np.ndarray, np.dtype, _reconstruct, *dtypes]
 
 
 def convert(path: str | Path, out: str | Path | None = None) -> Path:
@@ -25,11 +36,20 @@ def convert(path: str | Path, out: str | Path | None = None) -> Path:
     if not path.is_file():
         raise ArtifactError(f"{path} is not a file")
     out = Path(out) if out is not None else path.with_suffix(SUFFIX)
-    print(WARNING, file=sys.stderr)
+    from torch.serialization import get_unsafe_globals_in_checkpoint
+
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # any unpickling failure: the file is not a readable torch checkpoint
-        raise ArtifactError(f"{path}: not a readable legacy checkpoint ({type(exc).__name__}: {exc})") from None
+        with torch.serialization.safe_globals(_numpy_globals()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "protocol 4": the refusal below is the one line
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # refused or unreadable: nothing in the file was run
+        try:
+            wanted = [g for g in get_unsafe_globals_in_checkpoint(str(path)) if not g.startswith("numpy.")]
+        except Exception:  # not even a torch checkpoint (a bare pickle, a truncated file)
+            wanted = []
+        why = f"it asks for {', '.join(wanted)}" if wanted else type(exc).__name__
+        raise ArtifactError(f"{path}: refused, not a plain legacy checkpoint of tensors, numbers and numpy "
+                            f"arrays ({why}); nothing in it was executed") from None
     if not isinstance(payload, dict):
         raise ArtifactError(f"{path}: holds a {type(payload).__name__}, not a checkpoint dict")
     data = (payload.get("run_config") or {}).get("data")

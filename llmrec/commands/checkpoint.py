@@ -1,6 +1,7 @@
 """``llmrec checkpoint convert PATH [PATH ...]``: old pickle checkpoints -> safetensors.
 
-Converting unpickles the file (it can execute code): run it only on files you trust.
+Files are read with ``torch.load(weights_only=True)`` and a numpy-array allowlist: nothing is executed,
+and a file that asks for anything else is refused.
 """
 
 from __future__ import annotations

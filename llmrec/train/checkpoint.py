@@ -5,7 +5,7 @@ The format is one safetensors file: every tensor and numpy array is a safetensor
 rest of the payload (numbers, strings, lists, dicts with any keys, tuples) is JSON in the header's
 metadata, with each array replaced by a reference to its entry. Loading therefore never runs code,
 unlike ``torch.load`` of a pickle. Files of the older pickle format are refused with the command
-that converts them (``llmrec checkpoint convert``, which warns that it executes the file).
+that converts them (``llmrec checkpoint convert``, which reads them with ``weights_only=True``).
 """
 
 from __future__ import annotations

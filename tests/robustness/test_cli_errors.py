@@ -144,14 +144,14 @@ def test_legacy_checkpoint_beside_a_run_names_the_convert_command(backbone_run, 
 
 
 def test_convert_is_explicit_and_round_trips(backbone_run, tmp_path):
-    """The one path that unpickles: `llmrec checkpoint convert`, with a warning; the result loads."""
+    """`llmrec checkpoint convert` turns an old torch.save checkpoint (numpy RNG states included) into a
+    safetensors one without unpickling anything beyond tensors and numpy arrays; the result loads."""
     from llmrec.train.checkpoint import load_checkpoint
 
     good = load_checkpoint(backbone_run / "best.safetensors")
     torch.save(good, tmp_path / "best.pt")  # what an older llmrec wrote
     done = llmrec("checkpoint", "convert", str(tmp_path / "best.pt"))
     assert done.returncode == 0, done.stderr
-    assert "EXECUTES any code" in done.stderr
     back = load_checkpoint(tmp_path / "best.safetensors")
     assert back["epoch"] == good["epoch"] and back["item_vocab"] == good["item_vocab"]
     assert all(torch.equal(back["model"][k], v) for k, v in good["model"].items())
@@ -296,3 +296,13 @@ def _write_resume_config(src: Path, run: Path) -> None:
     cfg = json.loads((src / "results.json").read_text())["config"]
     cfg["train"]["out_dir"] = str(run)
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+
+
+@pytest.mark.parametrize("kind", ["torch", "pickle"])
+def test_convert_refuses_a_malicious_pickle_without_running_it(tmp_path, kind):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    plant_pickle(evil, marker, kind=kind)
+    line = fails("checkpoint", "convert", str(evil))
+    assert str(evil) in line and "refused" in line and "nothing in it was executed" in line
+    assert not marker.exists() and not (tmp_path / "evil.safetensors").exists()
