@@ -76,6 +76,7 @@ class EvidenceIndex:
         self.held = self._held_out(pairs)
         self.phrases = phrases or {"user": {}, "item": {}}
         self.interests = interests or {}
+        self._built: dict[tuple[int, int], Evidence] = {}  # prompt, side info and scoring ask for the same pair
 
     @staticmethod
     def _held_out(pairs: pd.DataFrame | None) -> dict[int, set[int]]:
@@ -105,6 +106,12 @@ class EvidenceIndex:
         return [int(c) for c in cands[np.argsort(-sims, kind="stable")]]
 
     def __call__(self, user: int, item: int) -> Evidence:
+        key = (int(user), int(item))
+        if key not in self._built:
+            self._built[key] = self._build(*key)
+        return self._built[key]
+
+    def _build(self, user: int, item: int) -> Evidence:
         ranked = self.titled_history(user, item)
         titles = []
         for c in ranked:  # distinct titles (a catalogue may repeat a name)
