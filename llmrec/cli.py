@@ -16,7 +16,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("llmrec.commands.train", "train a backbone and evaluate it on the test split"),
     "ablate": ("llmrec.commands.ablate", "backbones x variants (ESIM on/off or config overrides) x seeds, one table"),
     "eval": ("llmrec.commands.evaluate", "evaluate a checkpoint (ranking), or `eval explanations` (stage-2 comparison)"),
-    "demo": ("llmrec.commands.demo", "the embedded default: MovieLens-100k -> SASRec -> metrics"),
+    "pipeline": ("llmrec.commands.pipeline", "the whole system in one cached, resumable run: backbone, stage 1, ESIM, "
+                                             "signals, stage 2, explained recommendations, report"),
+    "demo": ("llmrec.commands.demo", "the embedded pipeline on MovieLens-100k: explained recommendations for 3 users"),
     "models": ("llmrec.commands.models", "list, prepare or describe the offline LLM catalogue"),
     "generate": ("llmrec.commands.generate", "generate text with a catalogue LLM (one prompt or a JSONL batch)"),
     "tokenizer": ("llmrec.commands.tokenizer", "BEAT stage 1: train behaviour tokens, extract intentions, inspect, assign"),

@@ -289,6 +289,7 @@ KINDS: dict[str, str] = {
     "alignment": "llmrec align train -c FILE, llmrec eval explanations -c FILE (BEAT stage 2)",
     "interests": "llmrec interests extract -c FILE (ESIM)",
     "ablation": "llmrec ablate -c FILE (backbones x variants x seeds)",
+    "pipeline": "llmrec pipeline -c FILE (the whole system, one resumable cached run)",
 }
 
 

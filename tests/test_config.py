@@ -57,8 +57,12 @@ SHIPPED = sorted((ROOT / "configs").rglob("*.yaml"))
 
 def test_configs_tree_holds_every_shipped_yaml():
     assert len(SHIPPED) >= 18
+    # the demo's pipeline config ships inside the package (`llmrec demo` reads it from an installed
+    # wheel too); configs/pipeline/demo.yaml links to it
+    assert (ROOT / "configs" / "pipeline" / "demo.yaml").resolve() == ROOT / "llmrec" / "pipeline" / "demo.yaml"
     outside = [p.relative_to(ROOT).as_posix() for p in ROOT.rglob("*.yaml")
                if not p.is_relative_to(ROOT / "configs") and not p.is_relative_to(ROOT / "llmrec" / "prompts")
+               and p != ROOT / "llmrec" / "pipeline" / "demo.yaml"
                and not any(part.startswith(".") or part in ("runs", "build", "site") for part in p.relative_to(ROOT).parts)]
     assert outside == [], f"shipped YAML outside configs/: {outside}"
 
@@ -73,7 +77,8 @@ def test_every_shipped_yaml_is_valid(path, tmp_path):
     kind = yaml.safe_load(path.read_text()).get("kind")
     assert kind in KINDS, f"{path}: declares kind {kind!r}; known: {sorted(KINDS)}"
     assert path.parent.name == {"train": path.parent.name, "data": "data", "tokenizer": "tokenizer",
-                                "alignment": "alignment", "interests": "interests", "ablation": "ablations"}[kind]
+                                "alignment": "alignment", "interests": "interests", "ablation": "ablations",
+                                "pipeline": "pipeline"}[kind]
     if kind == "tokenizer":
         from llmrec.tokenizer.config import load_tokenizer_config
 
@@ -99,6 +104,12 @@ def test_every_shipped_yaml_is_valid(path, tmp_path):
         for backbone in ab["backbones"]:
             for variant in ab["variants"]:
                 run_config(ab, backbone, variant, 0, tmp_path)
+    elif kind == "pipeline":
+        from llmrec.llm.catalog import CATALOG
+        from llmrec.pipeline import load_pipeline_config
+
+        cfg = load_pipeline_config(path)  # resolves every step's own config
+        assert cfg.interests["extract"]["llm"] in CATALOG and cfg.align["model"]["llm"] in CATALOG
     else:
         backbone_config(load_config(path).backbone)
 

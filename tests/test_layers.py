@@ -21,6 +21,7 @@ LAYERS = [
     {"tokenizer"},
     {"alignment", "interests"},
     {"serve"},
+    {"pipeline"},
     {"experiments"},
     {"commands", "cli", "__main__", "docgen", "legacy_convert"},
 ]

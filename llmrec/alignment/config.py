@@ -29,6 +29,12 @@ class AlignModelConfig:
     evidence prompt untrained."""
     evidence_titles: int = 3
     """evidence variants: history titles shown per pair (the most related first)."""
+    evidence_interests: str = ""
+    """evidence variants: an ESIM run folder (``llmrec interests extract``) whose interest phrases
+    join each user's evidence; empty = none."""
+    evidence_ranker: str = ""
+    """evidence variants: a backbone run folder whose item embeddings rank the history titles (the
+    pipeline passes its backbone); empty = the stage-1 LightGCN item embeddings."""
     tokenizer_run: str = ""
     """Stage-1 run folder (``llmrec tokenizer train``): tokens, codebooks, data config."""
     use_macro: bool = True
@@ -163,7 +169,8 @@ class AlignRunConfig:
     eval: AlignEvalConfig = field(default_factory=AlignEvalConfig)
     references: str = "xrec"
     """xrec = the dataset's own explanation texts (split by the data layer); or a JSONL of
-    teacher-generated references (``llmrec align teacher``) with user, item, split, explanation."""
+    teacher-generated references (``llmrec align teacher``) with user, item, split, explanation;
+    none = no references (variants with nothing to train, e.g. evidence_plain, only explaining)."""
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     """Teacher pass writing references for data without reviews (MovieLens)."""
     variants: dict[str, dict] = field(default_factory=dict)

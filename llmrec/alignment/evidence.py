@@ -148,3 +148,57 @@ def token_glosses(tokenizer: Any) -> dict[str, dict[int, list[str]]]:
         for ent in range(codes.shape[0]):
             out[side][ent] = [str(phrases[nearest_per_pos[p][codes[ent, p]]]) for p in range(codes.shape[1])]
     return out
+
+
+def read_interests(run: str, user_vocab: list[str]) -> dict[int, list[str]]:
+    """ESIM interest phrases by dense user id (strongest first) from an interests run folder or its
+    ``artifact/``; users the artifact lacks (or holds without interests) get none."""
+    import json
+    from pathlib import Path
+
+    from llmrec.errors import DataError
+
+    folder = Path(run)
+    path = folder / "artifact" / "interests.jsonl" if (folder / "artifact").is_dir() else folder / "interests.jsonl"
+    if not path.exists():
+        raise DataError(f"model.evidence_interests: {path} does not exist (a finished `llmrec interests "
+                        "extract` run?)")
+    index = {u: i for i, u in enumerate(user_vocab)}
+    out: dict[int, list[str]] = {}
+    with path.open() as f:
+        for n, line in enumerate(f, 1):
+            try:
+                rec = json.loads(line)
+                phrases = [str(x["interest"]) for x in sorted(rec["interests"], key=lambda x: -x["weight"])]
+                user = str(rec["user"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise DataError(f"{path} line {n}: not an interests record ({exc})") from None
+            if user in index and phrases:
+                out[index[user]] = phrases
+    return out
+
+
+def ranker_embeddings(run: str, item_vocab: list[str]) -> np.ndarray:
+    """(n_items + 1, D) item embeddings of a trained backbone run (its best checkpoint), rows in
+    ``item_vocab`` order: the pipeline ranks a user's history by its own backbone."""
+    from pathlib import Path
+
+    import torch
+
+    from llmrec.errors import DataError
+    from llmrec.train.checkpoint import load_model
+
+    path = Path(run) / "best.safetensors" if Path(run).is_dir() else Path(run)
+    model, ck = load_model(path, "cpu")
+    with torch.no_grad():
+        emb = getattr(model, "base", model).item_embeddings().float().cpu().numpy()
+    vocab = ck["item_vocab"]
+    if len(vocab) != len(emb):
+        raise DataError(f"{path}: {len(emb)} item embeddings for {len(vocab)} vocabulary entries")
+    row = {v: r for r, v in enumerate(vocab)}
+    missing = [v for v in item_vocab[1:] if v not in row]
+    if missing:
+        raise DataError(f"model.evidence_ranker: {path} does not know items {missing[:3]} of the stage-1 data")
+    out = np.zeros((len(item_vocab), emb.shape[1]), dtype=np.float32)
+    out[1:] = emb[[row[v] for v in item_vocab[1:]]]
+    return out

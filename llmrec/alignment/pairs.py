@@ -22,6 +22,10 @@ COLUMNS = ["id", "user", "item", "user_raw", "item_raw", "title", "user_summary"
 
 
 def load_pairs(data: Prepared, references: str = "xrec") -> pd.DataFrame:
+    """The explanation pairs: the dataset's own texts (``xrec``), a teacher JSONL, or ``none`` (no
+    pairs: for the variants with nothing to train, which only explain)."""
+    if references == "none":
+        return pd.DataFrame({c: pd.Series(dtype=np.int64 if c in ("user", "item") else object) for c in COLUMNS})
     if references == "xrec":
         expl = data.explanations
         if expl is None:

@@ -61,19 +61,28 @@ def load_inputs(cfg: AlignRunConfig, tokenizer: Any = None, pairs: pd.DataFrame 
     return tokenizer, pairs
 
 
-def evidence_index(tokenizer: Any, pairs: pd.DataFrame, *, k_titles: int = 3) -> Any:
-    """The evidence of every pair of the stage-1 run's dataset (built once per tokenizer and size)."""
-    from llmrec.alignment.evidence import EvidenceIndex, token_glosses
+def evidence_index(tokenizer: Any, pairs: pd.DataFrame, *, k_titles: int = 3, interests: str = "",
+                   ranker: str = "") -> Any:
+    """The evidence of every pair of the stage-1 run's dataset (built once per tokenizer and settings).
+    ``interests``: an ESIM run folder; ``ranker``: a backbone run folder whose item embeddings rank the
+    history (default: the stage-1 LightGCN item embeddings)."""
+    from llmrec.alignment.evidence import EvidenceIndex, read_interests, ranker_embeddings, token_glosses
     from llmrec.data.prepare import prepare
 
     cache = getattr(tokenizer, "_evidence", {})
-    if k_titles not in cache:
-        with torch.no_grad():
-            _, items = tokenizer.graph()
-        cache[k_titles] = EvidenceIndex(prepare(tokenizer.cfg.data), items.detach().cpu().numpy(), pairs=pairs,
-                                        k_titles=k_titles, phrases=token_glosses(tokenizer))
+    key = (k_titles, interests, ranker)
+    if key not in cache:
+        data = prepare(tokenizer.cfg.data)
+        if ranker:
+            items = ranker_embeddings(ranker, data.item_vocab)
+        else:
+            with torch.no_grad():
+                _, emb = tokenizer.graph()
+            items = emb.detach().cpu().numpy()
+        cache[key] = EvidenceIndex(data, items, pairs=pairs, k_titles=k_titles, phrases=token_glosses(tokenizer),
+                                   interests=read_interests(interests, data.user_vocab) if interests else None)
         tokenizer._evidence = cache
-    return cache[k_titles]
+    return cache[key]
 
 
 def setup(cfg: AlignRunConfig, *, backend: Any = None, tokenizer: Any = None, pairs: pd.DataFrame | None = None,
@@ -83,8 +92,9 @@ def setup(cfg: AlignRunConfig, *, backend: Any = None, tokenizer: Any = None, pa
     cfg.check(models=backend is None)
     tokenizer, pairs = load_inputs(cfg, tokenizer, pairs)
     check_variant(cfg.model, tokenizer)
-    evidence = evidence_index(tokenizer, pairs, k_titles=cfg.model.evidence_titles) \
-        if cfg.model.variant in EVIDENCE_VARIANTS else None
+    m = cfg.model
+    evidence = evidence_index(tokenizer, pairs, k_titles=m.evidence_titles, interests=m.evidence_interests,
+                              ranker=m.evidence_ranker) if m.variant in EVIDENCE_VARIANTS else None
     backend = load_backend_for(cfg, backend, backend_kind)
     aligner = Aligner(cfg.model, backend, tokenizer, seed=cfg.train.seed, evidence=evidence)
     return Stage2(cfg, tokenizer, pairs, backend, aligner)

@@ -1,29 +1,34 @@
-"""``llmrec demo``: the embedded default job, MovieLens-100k -> SASRec -> full-ranking metrics."""
+"""``llmrec demo``: the embedded pipeline (llmrec/pipeline/demo.yaml) on MovieLens-100k: three users'
+top-5 recommendations, each with its explanation and evidence, their ESIM interests, the metrics."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+DEMO = Path(__file__).resolve().parents[1] / "pipeline" / "demo.yaml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--minutes", type=float, default=15.0, help="cap on training time")
-    parser.add_argument("--out", default="runs/demo", help="run folder")
-    parser.add_argument("--fresh", action="store_true", help="do not resume an earlier demo run")
+    parser.add_argument("--out", default="runs/demo", help="run folder (a second run reuses every finished step)")
+    parser.add_argument("--fresh", action="store_true", help="delete the run folder first")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides of the demo config")
 
 
 def main(args: argparse.Namespace) -> int:
-    from llmrec.config import load_config
-    from llmrec.train.run import run
-    from pathlib import Path
+    import shutil
 
-    cfg = load_config(None, [f"train.out_dir={args.out}", f"train.time_budget_s={args.minutes * 60}",
-                             f"train.resume={'false' if args.fresh else 'true'}"])
-    print(f"llmrec demo: MovieLens-100k (embedded, from the recbole wheel) -> SASRec "
-          f"(CE loss, 2 layers, hidden 64) -> leave-one-out full ranking; cap {args.minutes:g} min")
-    out = run(cfg)
+    from llmrec.commands.pipeline import summary_text
+    from llmrec.pipeline import load_pipeline_config, run_pipeline
+
+    cfg = load_pipeline_config(DEMO, [f"out_dir={args.out}", *args.overrides])
+    if args.fresh and Path(args.out).exists():
+        shutil.rmtree(args.out)
+    print(f"llmrec demo: MovieLens-100k (embedded) -> {cfg.backbone['name']} -> BEAT stage 1 -> ESIM "
+          f"({cfg.interests['extract']['llm']}) -> {cfg.backbone['name']} + ESIM signals -> teacher references -> "
+          f"stage 2 ({cfg.align['model']['variant']}) -> explanations for {cfg.explain.users} users; config {DEMO}",
+          flush=True)
+    report = run_pipeline(cfg)
     print()
-    print((Path(args.out) / "results.md").read_text())
-    print(f"{out['epochs']} epochs, best epoch {out['best_epoch']} ({out['stopped_by']}); "
-          f"training {out['train_seconds']:.0f} s; test evaluation {out['test_eval_seconds']:.2f} s "
-          f"for {len(out['test_users'])} users x {out['items']} items")
+    print(summary_text(report, cfg.out_dir, users=3))
     return 0

@@ -44,3 +44,14 @@ def paired_bootstrap_corpus(stats_a: np.ndarray, stats_b: np.ndarray, score: Cal
     lo, hi = _interval(diffs, level)
     return {"mean_diff": float(score(stats_b.sum(0)) - score(stats_a.sum(0))), "ci_low": lo, "ci_high": hi,
             "n": int(n), "resamples": n_resamples}
+
+
+def bootstrap_mean(values: np.ndarray, *, n_resamples: int = 2000, seed: int = 0,
+                   level: float = 0.95) -> dict[str, float]:
+    """Mean of per-unit values (e.g. each test user's NDCG) with a percentile bootstrap interval."""
+    values = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(values), size=(n_resamples, len(values)))
+    lo, hi = _interval(values[idx].mean(1), level)
+    return {"mean": float(values.mean()), "ci_low": lo, "ci_high": hi, "n": int(len(values)),
+            "resamples": n_resamples}

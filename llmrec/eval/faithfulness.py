@@ -56,6 +56,19 @@ def identify(encoder, outputs: Sequence[str], targets: Sequence[str], distract: 
     return {"top1": top1, "rr": rr}
 
 
+def identify_against(encoder, outputs: Sequence[str], own: Sequence[str], others: Sequence[Sequence[str]]
+                     ) -> dict[str, np.ndarray]:
+    """:func:`identify` with each pair's own ``k`` distractor texts (``others``: n lists of k) instead
+    of indices into the targets: for distractors drawn from outside the generated sample."""
+    n, k = len(outputs), len(others[0]) if len(others) else 0
+    emb = encoder.encode(list(outputs) + list(own) + [t for row in others for t in row])
+    out, tgt, dis = emb[:n], emb[n:2 * n], emb[2 * n:].reshape(n, k, -1)
+    own_s = np.einsum("nd,nd->n", out, tgt)  # (n,)
+    other = np.einsum("nd,nkd->nk", out, dis)  # (n, k)
+    rank = 1 + (other >= own_s[:, None]).sum(1)
+    return {"top1": (rank == 1).astype(float), "rr": 1.0 / rank}
+
+
 def usr(outputs: Sequence[str]) -> float:
     norm = [" ".join(str(t).lower().split()) for t in outputs]
     return len(set(norm)) / len(norm) if norm else 0.0

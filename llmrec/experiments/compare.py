@@ -155,7 +155,9 @@ def score_all(cfg: AlignRunConfig, out_dir: str | Path, *, tokenizer: Any = None
                               "bert_model": cfg.eval.bert_model, "bleu_tokenizer": tm_tokenizer(),
                               "llm": cfg.model.llm, "reference": reference, "missing": [],
                               "references": references_label(pairs)}
-    evidence = evidence_index(tokenizer, pairs, k_titles=cfg.model.evidence_titles) if tokenizer is not None else None
+    m = cfg.model
+    evidence = (evidence_index(tokenizer, pairs, k_titles=m.evidence_titles, interests=m.evidence_interests,
+                               ranker=m.evidence_ranker) if tokenizer is not None else None)
     encoder = _encoder(cfg.eval.bert_model) if evidence is not None else None
     for split, rows in eval_rows(cfg, pairs).items():
         phrases = report.phrases_for(rows, tokenizer)
@@ -191,16 +193,12 @@ def score_all(cfg: AlignRunConfig, out_dir: str | Path, *, tokenizer: Any = None
 def instruction_text(cfg: AlignRunConfig, variants: dict[str, dict], name: str) -> str:
     """The fixed instruction of a variant's prompt (system text and the user template's literal
     parts; the evidence and other inputs excluded): what an echoing output copies."""
-    import string
-
     from llmrec.alignment.config import AlignModelConfig
     from llmrec.llm.prompts import load_prompt
 
     overrides = variants[variants[name]["shuffled_of"]] if "shuffled_of" in variants[name] else variants[name]
     model = AlignModelConfig(**{**to_dict(cfg)["model"], **overrides})
-    t = load_prompt(model.prompt_name())
-    literal = " ".join(lit for lit, *_ in string.Formatter().parse(t.user))
-    return f"{t.system or ''} {literal}"
+    return load_prompt(model.prompt_name()).instruction()
 
 
 def _encoder(name: str) -> Any:

@@ -46,6 +46,12 @@ class PromptTemplate:
     def hash(self) -> str:
         return self.sha256[:12]
 
+    def instruction(self) -> str:
+        """The fixed text of the prompt (system text and the user template's literal parts, every
+        placeholder left out): what an output that echoes its prompt copies."""
+        literal = " ".join(lit for lit, *_ in string.Formatter().parse(self.user))
+        return f"{self.system or ''} {literal}"
+
     def fields_in(self, text: str) -> list[str]:
         return [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
 

@@ -63,3 +63,24 @@ def test_hallucinated_titles():
                                           ["Sushi Zen", "Sushi Zen", "Pho 1"])
     assert flags.tolist() == [0.0, 1.0, 0.0]
     assert found[1] == ["green garden cafe"]
+
+
+def test_identify_against_own_distractor_lists():
+    """Hand-made unit vectors: pair 0's output is nearest its own text (rank 1); pair 1's output is
+    nearer one of its two distractors than its own text (rank 2); a tie counts against the pair."""
+    import numpy as np
+
+    from llmrec.eval.faithfulness import identify_against
+
+    vec = {"o0": [1, 0], "o1": [0, 1], "t0": [1, 0], "t1": [0.6, 0.8], "a": [0, 1], "b": [1, 0], "c": [0.8, 0.6],
+           "d": [1, 0]}
+
+    class Enc:
+        def encode(self, texts):
+            return np.array([vec[t] for t in texts], dtype=float)
+
+    out = identify_against(Enc(), ["o0", "o1"], ["t0", "t1"], [["a", "c"], ["a", "b"]])
+    assert out["top1"].tolist() == [1.0, 0.0]
+    assert out["rr"].tolist() == [1.0, 0.5]
+    tie = identify_against(Enc(), ["o0"], ["t0"], [["d", "a"]])  # "d" equals the own text
+    assert tie["top1"].tolist() == [0.0] and tie["rr"].tolist() == [0.5]
