@@ -28,8 +28,11 @@ def main(args: argparse.Namespace) -> int:
         extra.append(f"semantic.interests={args.semantic}")
     cfg = config_from_args(args, extra)
     out = run(cfg)
+    import os
     from pathlib import Path
 
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun/accelerate only the main process writes (and prints) the results
     print((Path(cfg.train.out_dir) / "results.md").read_text())
     print(f"best epoch {out['best_epoch']} of {out['epochs']} ({out['stopped_by']}), "
           f"{out['train_seconds']:.1f} s training; run folder {cfg.train.out_dir}")
