@@ -116,7 +116,7 @@ def test_demo_runs_the_pipeline_on_real_data_then_reuses_it(tmp_path):
     first = cli("demo", "--out", str(tmp_path / "demo"), *small, cwd=tmp_path)
     out = first.stdout
     assert out.count("      why: ") == 2 and out.count("      evidence: liked before: ") == 2
-    assert "ESIM interests (" in out and "| sasrec plain |" in out and "| evidence |" in out
+    assert "ESIM interests (" in out and "| sasrec plain |" in out and "| evidence_plain |" in out
     report = json.loads((tmp_path / "demo" / "report.json").read_text())
     (user,) = report["users"]
     for r in user["recommendations"]:

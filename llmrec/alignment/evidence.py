@@ -105,6 +105,21 @@ class EvidenceIndex:
         sims = self.emb[cands] @ self.emb[int(item)]
         return [int(c) for c in cands[np.argsort(-sims, kind="stable")]]
 
+    def for_history(self, items: list[int], item: int) -> Evidence:
+        """Evidence of a user the index does not know (cold start), from the items they picked: the
+        titled ones nearest ``item`` (never ``item`` itself); no glosses or interests (none exist)."""
+        cands = np.array(sorted({int(c) for c in items if int(c) != int(item) and int(c) in self.titles}),
+                         dtype=np.int64)
+        titles: list[str] = []
+        if len(cands) and int(item) > 0:
+            cands = cands[np.argsort(-(self.emb[cands] @ self.emb[int(item)]), kind="stable")]
+        for c in cands:
+            if self.titles[int(c)] not in titles:
+                titles.append(self.titles[int(c)])
+            if len(titles) == self.k:
+                break
+        return Evidence(titles=titles, fallback=not titles)
+
     def __call__(self, user: int, item: int) -> Evidence:
         key = (int(user), int(item))
         if key not in self._built:

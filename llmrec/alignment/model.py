@@ -117,7 +117,9 @@ class Aligner(nn.Module):
             if "user_profile" in self.template.placeholders:
                 values.update(user_profile=row.user_summary, item_profile=row.item_summary)
             if "evidence" in self.template.placeholders:  # from the row's (user, item): a permuted row
-                values["evidence"] = self.evidence(int(row.user), int(row.item)).text()  # gets its donor's
+                given = getattr(row, "evidence_text", None)  # gets its donor's; a cold-start row brings its own
+                values["evidence"] = given if isinstance(given, str) and given else \
+                    self.evidence(int(row.user), int(row.item)).text()
             out.append(self.template.messages(**values))
         soft = torch.cat([u, i], 1) if u is not None else None
         return out, soft

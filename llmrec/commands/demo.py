@@ -24,10 +24,11 @@ def main(args: argparse.Namespace) -> int:
     cfg = load_pipeline_config(DEMO, [f"out_dir={args.out}", *args.overrides])
     if args.fresh and Path(args.out).exists():
         shutil.rmtree(args.out)
-    print(f"llmrec demo: MovieLens-100k (embedded) -> {cfg.backbone['name']} -> BEAT stage 1 -> ESIM "
-          f"({cfg.interests['extract']['llm']}) -> {cfg.backbone['name']} + ESIM signals -> teacher references -> "
-          f"stage 2 ({cfg.align['model']['variant']}) -> explanations for {cfg.explain.users} users; config {DEMO}",
-          flush=True)
+    from llmrec.pipeline.steps import steps
+
+    print(f"llmrec demo: MovieLens-100k (embedded); steps {' -> '.join(s.name for s in steps(cfg))}; "
+          f"backbone {cfg.backbone['name']}, ESIM with {cfg.interests['extract']['llm']}, explanations by "
+          f"{cfg.align['model']['variant']} for {cfg.explain.users} users; config {DEMO}", flush=True)
     report = run_pipeline(cfg)
     print()
     print(summary_text(report, cfg.out_dir, users=3))

@@ -44,7 +44,7 @@ def summary_text(report: dict, out_dir: str, users: int | None = None) -> str:
                       f"      why: {r['explanation']}",
                       "      evidence: " + r["evidence"]["text"].replace("\n", " | ")]
         lines.append("")
-    lines += [_md_table(ranking_table(report["ranking"])), "", _md_table(checks_table(report["explanations"])), ""]
+    lines += [_md_table(ranking_table(report["ranking"], compact=True)), "", _md_table(checks_table(report["explanations"])), ""]
     steps = report.get("steps", {})
     lines.append("steps: " + ", ".join(f"{n} {s['cache']} ({s['seconds']:.0f} s)" for n, s in steps.items()))
     lines.append(f"report: {out_dir}/report.md, {out_dir}/report.html, {out_dir}/report.json")

@@ -94,7 +94,8 @@ def explain_recommendations(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
     encoder = SentenceEncoder(s.cfg.eval.bert_model)
     template = s.aligner.template.instruction()
     catalogue = sorted(set(s.aligner.evidence.titles.values()))
-    methods = {"evidence": gen} if control is None else {"evidence": gen, "permutation control": control}
+    variant = s.cfg.model.variant
+    methods = {variant: gen} if control is None else {variant: gen, "permutation control": control}
     per_pair: dict[str, dict[str, np.ndarray]] = {}
     found: dict[str, list[list[str]]] = {}
     for name, frame in methods.items():
@@ -115,8 +116,8 @@ def explain_recommendations(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
             "user": u, "item": item, "rank": recs[u].index(r) + 1, "score": round(r["score"], 4),
             "title": rows["title"].iloc[n], "explanation": gen["text"].iloc[n], "evidence": evidence[n].as_dict(),
             "prompt_tokens": int(gen["prompt_tokens"].iloc[n]),
-            "checks": {k: float(v[n]) for k, v in per_pair["evidence"].items()},
-            "hallucinated": found["evidence"][n],
+            "checks": {k: float(v[n]) for k, v in per_pair[variant].items()},
+            "hallucinated": found[variant][n],
             **({"control": {"explanation": control["text"].iloc[n],
                             "donor": {"user": tok.vocab["user"][int(donor_u[n])],
                                       "item": tok.vocab["item"][int(donor_i[n])]},
@@ -125,12 +126,13 @@ def explain_recommendations(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
     write_text(here / "explanations.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     from llmrec.eval.bootstrap import paired_bootstrap
 
-    summary: dict[str, Any] = {"pairs": len(records), "users": users, "k_distractors": K, "methods": {}}
+    summary: dict[str, Any] = {"pairs": len(records), "users": users, "k_distractors": K, "method": variant,
+                               "methods": {}}
     for name, arrays in per_pair.items():
         texts = methods[name]["text"].tolist()
         summary["methods"][name] = {**{k: float(v.mean()) for k, v in arrays.items()}, "usr": fm.usr(texts)}
     if control is not None:
-        a, b = per_pair["permutation control"], per_pair["evidence"]
+        a, b = per_pair["permutation control"], per_pair[variant]
         summary["difference"] = {k: paired_bootstrap(a[k], b[k], n_resamples=e.bootstrap, seed=e.seed)
                                  for k in ("evidence_top1", "evidence_rr")}
     write_text(here / "summary.json", json.dumps(summary, indent=1))

@@ -166,9 +166,10 @@ def _signed(d: dict[str, Any]) -> str:
     return f"{d['mean_diff']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]"
 
 
-def ranking_table(rk: dict[str, Any]) -> list[list[str]]:
+def ranking_table(rk: dict[str, Any], *, compact: bool = False) -> list[list[str]]:
+    """Rows of the ranking table; ``compact``: HR and NDCG only (under leave-one-out, recall equals HR)."""
     runs = rk["runs"]
-    metrics = list(next(iter(runs.values()))["metrics"])
+    metrics = [m for m in next(iter(runs.values()))["metrics"] if not compact or m.startswith(("hr@", "ndcg@"))]
     head = ["model", *metrics]
     rows = [head] + [[f"{rk['backbone']} {name}", *[_ci(r["metrics"][m]) for m in metrics]] for name, r in runs.items()]
     if "difference" in rk:
@@ -182,7 +183,7 @@ def checks_table(ex: dict[str, Any]) -> list[list[str]]:
         rows.append([name, *[f"{m[k]:.3f}" for k, _ in CHECKS]])
     if "difference" in ex:
         d = ex["difference"]
-        rows.append(["evidence - control (paired)", _signed(d["evidence_top1"]), _signed(d["evidence_rr"]),
+        rows.append([f"{ex['method']} - control (paired)", _signed(d["evidence_top1"]), _signed(d["evidence_rr"]),
                      *[""] * (len(CHECKS) - 2)])
     return rows
 

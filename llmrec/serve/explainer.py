@@ -4,8 +4,9 @@ behaviour tokens of a user and an item, one batched generation per call.
 A user or item the stage-1 tokenizer never saw gets its tokens from the tokenizer's cold-start
 path when the request carries evidence: its interactions (item ids for a user, user ids for an
 item; the mean LightGCN embedding of those neighbours, quantised) or its text (nearest entities by
-intention phrases, majority code per position). Only BEAT's behaviour tokens can be assigned this
-way; the controls (per-id tokens, profiles) answer 422 for an unknown id with evidence.
+intention phrases, majority code per position). The evidence variants take a new USER's picked
+items as its history (their titles nearest the item are the evidence); the controls (per-id
+tokens, profiles) and a new item under the evidence variants answer 422.
 
 Requests in one batch may ask for different ``max_tokens``: the batch generates greedily up to the
 largest and each answer is cut to its own budget. Greedy decoding is token-by-token, so the cut is
@@ -46,6 +47,8 @@ class Resolved:
     row: dict[str, Any]
     tokens: dict[str, dict[str, int]] | None
     cold_start: list[str] = field(default_factory=list)
+    evidence: Any = None
+    """The pair's Evidence (evidence variants), built from the request's items for a new user."""
 
 
 class Explainer:
@@ -100,6 +103,11 @@ class Explainer:
             return idx, (tok.codes(side)[idx].tolist() if self.beat else None), False
         if not (interactions or text):
             raise UnknownId(side, [raw])
+        if not self.beat and self.s.aligner.evidence is not None and side == "user" and interactions:
+            unknown = [r for r in interactions if self._dense("item", r) is None]
+            if unknown:
+                raise UnknownId("item", unknown)
+            return 0, None, True  # the evidence variants read the picked items' titles (resolve)
         if not self.beat:
             raise NotSupported(f"the {self.info['variant']} variant reads no behaviour tokens, so the new "
                                f"{side} {raw!r} cannot be folded in from its evidence")
@@ -126,12 +134,20 @@ class Explainer:
                "title": q.item_title or self.titles.get(q.item_id, q.item_id),
                "user_summary": q.user_text or self.user_summary.get(q.user_id, ""),
                "item_summary": q.item_text or self.item_summary.get(q.item_id, ""), "reference": ""}
+        evidence = None
+        if self.s.aligner.evidence is not None:
+            index = self.s.aligner.evidence
+            if u_cold:
+                evidence = index.for_history([self._dense("item", r) for r in q.user_interactions or []], i)
+                row["evidence_text"] = evidence.text()
+            else:
+                evidence = index(u, i)
         tokens = None
         if self.beat:
             row.update(user_codes=u_codes, item_codes=i_codes)
             names = self.tok.token_names()
             tokens = {"user": dict(zip(names, u_codes)), "item": dict(zip(names, i_codes))}
-        return Resolved(q, row, tokens, [s for s, c in (("user", u_cold), ("item", i_cold)) if c])
+        return Resolved(q, row, tokens, [s for s, c in (("user", u_cold), ("item", i_cold)) if c], evidence)
 
     # -- generation --------------------------------------------------------------------------------
     @torch.no_grad()
@@ -148,13 +164,12 @@ class Explainer:
         ms = (time.perf_counter() - t0) * 1000
         decode = self.s.backend.tokenizer.decode
         out = []
-        evidence = self.s.aligner.evidence
         for r, g in zip(batch, gens):
             ids = g.token_ids[:r.query.max_tokens]
             text = g.text if len(ids) == len(g.token_ids) else decode(ids, skip_special_tokens=True)
             out.append({"user_id": r.query.user_id, "item_id": r.query.item_id, "explanation": " ".join(text.split()),
                         "title": r.row["title"], "behaviour_tokens": r.tokens, "cold_start": r.cold_start,
-                        "evidence": evidence(r.row["user"], r.row["item"]).as_dict() if evidence is not None else None,
+                        "evidence": r.evidence.as_dict() if r.evidence is not None else None,
                         "generated_tokens": len(ids), "batch_size": len(batch), "batch_ms": round(ms, 1)})
         return out
 

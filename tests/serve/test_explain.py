@@ -203,3 +203,29 @@ def test_serve_cli_needs_something_to_serve(capsys):
     assert "needs a training run" in capsys.readouterr().err
     assert cli(["serve", "--explain", "x", "--max-batch", "0"]) != 0
     assert "--max-batch 0" in capsys.readouterr().err
+
+
+def test_evidence_variant_folds_in_a_new_user_from_picked_items(stage1, tmp_path):  # noqa: F811
+    """The evidence method answers a new user from the items they picked: the evidence holds the
+    picked items' titles (nearest the target first, never the target), and it is what the prompt got."""
+    out = tmp_path / "evidence"
+    fit(setup(align_cfg(stage1, out, variant="evidence_plain"), backend=tiny_backend()))
+    ex = Explainer.from_run(out, backend=tiny_backend())
+    index = ex.s.aligner.evidence
+    titled = [i for i in sorted(index.titles)][:4]
+    raw = [ex.tok.vocab["item"][i] for i in titled]
+    target = raw[0]
+    with Server(create_app(explainer=ex)) as client:
+        r = client.post("/v1/explain", json={"user_id": "newcomer", "item_id": target, "max_tokens": 4,
+                                             "user_interactions": raw})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["cold_start"] == ["user"] and body["behaviour_tokens"] is None
+        ev = body["evidence"]
+        assert ev["titles"] and index.titles[titled[0]] not in ev["titles"]  # never the target itself
+        assert set(ev["titles"]) <= {index.titles[i] for i in titled[1:]}
+        assert ev["text"] == index.for_history(titled, titled[0]).text()
+        # a new item has no history to read: 422 naming it
+        r = client.post("/v1/explain", json={"user_id": "newcomer", "item_id": "nowhere", "max_tokens": 4,
+                                             "user_interactions": raw, "item_text": "x"})
+        assert r.status_code == 422 and "'nowhere'" in r.json()["detail"]
