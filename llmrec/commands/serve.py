@@ -5,6 +5,7 @@ over HTTP (FastAPI + uvicorn; OpenAPI docs at /docs).
   llmrec serve runs/demo --explain runs/alignment-yelp/beat        # + POST /v1/explain (HF)
   llmrec serve --explain runs/alignment-yelp/beat --backend vllm   # under .venv-vllm
   LLMREC_API_KEY=secret llmrec serve runs/x --host 0.0.0.0 --api-key-env LLMREC_API_KEY
+  llmrec serve --pipeline runs/demo                                 # + the explorer at /explore
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import os
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", nargs="?", help="a training run folder (its best.safetensors) or a checkpoint file")
     parser.add_argument("--explain", metavar="STAGE2_RUN", help="a stage-2 run folder (final.safetensors): serve /v1/explain")
+    parser.add_argument("--pipeline", metavar="RUN", help="a finished `llmrec pipeline` folder: its backbone, its "
+                        "explainer, and the explanation explorer at /explore (users, interests, counterfactuals)")
     parser.add_argument("--backend", choices=["hf", "vllm"], default="hf", help="LLM runtime for explanations")
     parser.add_argument("--max-batch", type=int, default=32, help="explain requests per batched generation")
     parser.add_argument("--max-wait-ms", type=float, default=10.0,
@@ -40,8 +43,10 @@ def main(args: argparse.Namespace) -> int:
     from llmrec.serve.explainer import Explainer
     from llmrec.serve.recommender import Recommender
 
-    if not args.run and not args.explain:
-        raise ConfigError("serve needs a training run (recommendations), --explain STAGE2_RUN, or both")
+    if not args.run and not args.explain and not args.pipeline:
+        raise ConfigError("serve needs a training run (recommendations), --explain STAGE2_RUN, or --pipeline RUN")
+    if args.pipeline and (args.run or args.explain):
+        raise ConfigError("--pipeline RUN brings its own backbone and explainer; give it alone")
     if args.max_batch < 1:
         raise ConfigError(f"--max-batch {args.max_batch}: must be >= 1")
     api_key = None
@@ -52,11 +57,18 @@ def main(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
         raise ConfigError(f"--host {args.host} is not loopback: set --api-key-env so requests need a key")
     max_batch = 1 if args.no_batching else args.max_batch
-    rec = Recommender.from_run(args.run) if args.run else None
-    expl = Explainer.from_run(args.explain, backend_kind=args.backend, batch_size=max_batch) if args.explain else None
+    view = None
+    if args.pipeline:
+        from llmrec.serve.explore import RunView
+
+        view = RunView.from_pipeline(args.pipeline, backend_kind=args.backend, batch_size=max_batch)
+        rec, expl = view.rec, view.ex
+    else:
+        rec = Recommender.from_run(args.run) if args.run else None
+        expl = Explainer.from_run(args.explain, backend_kind=args.backend, batch_size=max_batch) if args.explain else None
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("llmrec.serve").setLevel(logging.INFO)  # one line per formed batch
-    app = create_app(rec, expl, api_key=api_key, max_body_bytes=args.max_body_bytes, max_batch=max_batch,
+    app = create_app(rec, expl, explorer=view, api_key=api_key, max_body_bytes=args.max_body_bytes, max_batch=max_batch,
                      max_wait_ms=args.max_wait_ms, max_queue=args.max_queue)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="info")

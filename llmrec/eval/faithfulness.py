@@ -115,10 +115,12 @@ def hallucinated_titles(outputs: Sequence[str], catalogue: Sequence[str], allowe
     return np.array(flags), found
 
 
+def named(text: str, names: Sequence[str]) -> list[str]:
+    """The ``names`` that ``text`` names (normalised match, as :func:`mentions` counts them)."""
+    padded = f" {_key(text)} "
+    return [n for n in names if _key(n) and f" {_key(n)} " in padded]
+
+
 def mentions(outputs: Sequence[str], names: Sequence[Sequence[str]]) -> np.ndarray:
     """1.0 where an output names at least one of its pair's ``names`` (normalised match)."""
-    out = []
-    for text, ns in zip(outputs, names):
-        padded = f" {_key(text)} "
-        out.append(float(any(_key(n) and f" {_key(n)} " in padded for n in ns)))
-    return np.array(out)
+    return np.array([float(bool(named(text, ns))) for text, ns in zip(outputs, names)])

@@ -78,12 +78,64 @@ class ExplainResponse(BaseModel):
     evidence: dict[str, Any] | None = Field(
         None, description="what the explanation was given (evidence variants): history titles nearest the item, "
                           "token glosses, interests, fallback flag and the text shown to the LLM")
+    matches: dict[str, list[str]] = Field(
+        description="names in the explanation, by the faithfulness metrics' matching: from its evidence, the "
+                    "item's own title, and catalogue titles in neither (hallucinated)")
     generated_tokens: int
     batch_size: int = Field(description="requests that shared this generation")
 
 
+class UserMatch(BaseModel):
+    user_id: str
+    match: str = Field(description="'id', or the history title that contains the query")
+
+
+class UserSearchResponse(BaseModel):
+    users: list[UserMatch]
+
+
+class HistoryItem(BaseModel):
+    item_id: str
+    title: str
+    behaviours: list[str]
+    time: int | None
+    split: str = Field(description="train, valid or test (the data layer's split of this interaction)")
+
+
+class Interests(BaseModel):
+    phrases: list[str]
+    status: str = Field(description="ok, repaired, fallback, inherited (from the cluster's representative), no_text")
+    representative: str | None
+    answer: str = Field(description="status of the LLM answer the phrases come from (the representative's)")
+    fallback: bool = Field(description="true when the phrases are the recorded fallback, not a valid LLM answer")
+
+
+class TokenGloss(BaseModel):
+    position: str
+    code: int
+    phrases: list[str] = Field(description="intention phrases nearest the token's codeword")
+
+
+class UserView(BaseModel):
+    user_id: str
+    history: list[HistoryItem]
+    interests: Interests
+    tokens: list[TokenGloss]
+
+
+class CounterfactualRequest(BaseModel):
+    user_id: str = Field(min_length=1, max_length=256)
+    item_id: str = Field(min_length=1, max_length=256)
+    max_tokens: int = Field(48, ge=1, le=MAX_TOKENS)
+
+
+class CounterfactualResponse(ExplainResponse):
+    donor: dict[str, str] = Field(description="the pair whose evidence and tokens the text was given instead "
+                                              "(it shares neither the user nor the item)")
+
+
 def create_app(recommender: Recommender | None = None, explainer: Explainer | None = None, *,
-               api_key: str | None = None, max_body_bytes: int = 64 * 1024, max_batch: int = 32,
+               explorer: Any = None, api_key: str | None = None, max_body_bytes: int = 64 * 1024, max_batch: int = 32,
                max_wait_ms: float = 10.0, max_queue: int = 256) -> FastAPI:
     """``max_batch=1`` turns micro-batching off (one generation per request)."""
     if recommender is None and explainer is None:
@@ -159,4 +211,51 @@ def create_app(recommender: Recommender | None = None, explainer: Explainer | No
                 raise HTTPException(503, str(exc)) from None
             return {**out, "model": explainer.name}
 
+    if explorer is not None:
+        _explorer_routes(app, explorer, batcher, check_key)
     return app
+
+
+def _explorer_routes(app: FastAPI, view: Any, batcher: MicroBatcher, check_key: Any) -> None:
+    """The endpoints the explanation explorer reads, and its page (``/explore``; no data in the page
+    itself, so it needs no key: its requests carry one)."""
+    from importlib.resources import files
+
+    from fastapi import Query
+    from fastapi.responses import Response
+
+    static = files("llmrec.serve") / "static"
+    kinds = {"explore.js": "text/javascript", "explore.css": "text/css"}
+
+    @app.get("/explore", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> str:
+        return (static / "explore.html").read_text()
+
+    @app.get("/explore/{name}", include_in_schema=False)
+    def asset(name: str) -> Response:
+        if name not in kinds:
+            raise HTTPException(404, f"no asset {name!r}")
+        return Response((static / name).read_text(), media_type=kinds[name])
+
+    @app.get("/v1/users", response_model=UserSearchResponse, dependencies=[Depends(check_key)])
+    def search(q: str = Query(min_length=1, max_length=200), limit: int = Query(20, ge=1, le=100)) -> dict:
+        return {"users": view.search(q, limit)}
+
+    @app.get("/v1/users/{user_id}", response_model=UserView, dependencies=[Depends(check_key)])
+    def user(user_id: str) -> dict:
+        try:
+            return {"user_id": user_id, "history": view.history(user_id), "interests": view.user_interests(user_id),
+                    "tokens": view.tokens(user_id)}
+        except UnknownId as exc:
+            raise HTTPException(404, str(exc)) from None
+
+    @app.post("/v1/explain/counterfactual", response_model=CounterfactualResponse, dependencies=[Depends(check_key)])
+    async def counterfactual(req: CounterfactualRequest) -> dict[str, Any]:
+        try:
+            q, donor = view.counterfactual_query(ExplainQuery(req.user_id, req.item_id, max_tokens=req.max_tokens))
+            out = await batcher.submit(await run_in_threadpool(view.ex.resolve, q))
+        except UnknownId as exc:
+            raise HTTPException(404, str(exc)) from None
+        except QueueFull as exc:
+            raise HTTPException(503, str(exc)) from None
+        return {**out, "user_id": req.user_id, "item_id": req.item_id, "donor": donor, "model": view.ex.name}

@@ -27,6 +27,18 @@ from llmrec.errors import DataError
 from llmrec.serve.recommender import NotSupported, UnknownId
 
 
+def matches(text: str, evidence: dict[str, Any] | None, title: str, catalogue: list[str]) -> dict[str, list[str]]:
+    """Names in an explanation: those from its evidence (titles, interests, glosses), the item's own
+    title, and catalogue titles in neither (hallucinated), by the metrics' normalised matching."""
+    from llmrec.eval import faithfulness as fm
+
+    if not evidence:
+        return {"evidence": [], "item": fm.named(text, [title]), "hallucinated": []}
+    allowed = evidence["titles"] + evidence["interests"] + evidence["glosses"]
+    _, found = fm.hallucinated_titles([text], catalogue, [allowed], [title])
+    return {"evidence": fm.named(text, allowed), "item": fm.named(text, [title]), "hallucinated": found[0]}
+
+
 @dataclass
 class ExplainQuery:
     user_id: str
@@ -59,6 +71,8 @@ class Explainer:
         self.tok = stage2.tokenizer
         self.beat = isinstance(stage2.aligner.source, BehaviourTokens)
         pairs = stage2.pairs
+        index = stage2.aligner.evidence
+        self.catalogue = sorted(set(index.titles.values())) if index is not None else []
         self.titles = dict(zip(pairs["item_raw"].astype(str), pairs["title"]))
         self.user_summary = dict(zip(pairs["user_raw"].astype(str), pairs["user_summary"]))
         self.item_summary = dict(zip(pairs["item_raw"].astype(str), pairs["item_summary"]))
@@ -87,6 +101,11 @@ class Explainer:
         close = getattr(self.s.backend, "close", None)
         if close is not None:
             close()
+
+    def _catalogue_title(self, dense_item: int) -> str | None:
+        """The dataset's title of an item outside the reference pairs (evidence variants index them all)."""
+        index = self.s.aligner.evidence
+        return index.titles.get(int(dense_item)) if index is not None and dense_item else None
 
     # -- ids and cold start ------------------------------------------------------------------------
     def _dense(self, side: str, raw: str) -> int | None:
@@ -131,7 +150,7 @@ class Explainer:
         u, u_codes, u_cold = self._codes("user", q.user_id, q.user_interactions, q.user_text)
         i, i_codes, i_cold = self._codes("item", q.item_id, q.item_interactions, q.item_text)
         row = {"id": f"{q.user_id}:{q.item_id}", "user": u, "item": i,
-               "title": q.item_title or self.titles.get(q.item_id, q.item_id),
+               "title": q.item_title or self.titles.get(q.item_id) or self._catalogue_title(i) or q.item_id,
                "user_summary": q.user_text or self.user_summary.get(q.user_id, ""),
                "item_summary": q.item_text or self.item_summary.get(q.item_id, ""), "reference": ""}
         evidence = None
@@ -170,6 +189,8 @@ class Explainer:
             out.append({"user_id": r.query.user_id, "item_id": r.query.item_id, "explanation": " ".join(text.split()),
                         "title": r.row["title"], "behaviour_tokens": r.tokens, "cold_start": r.cold_start,
                         "evidence": r.evidence.as_dict() if r.evidence is not None else None,
+                        "matches": matches(" ".join(text.split()), r.evidence.as_dict() if r.evidence is not None
+                                           else None, r.row["title"], self.catalogue),
                         "generated_tokens": len(ids), "batch_size": len(batch), "batch_ms": round(ms, 1)})
         return out
 

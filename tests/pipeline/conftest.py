@@ -51,3 +51,17 @@ def tiny_pipeline(tmp_path: Path, tiny_llm: Path) -> Path:
     path = tmp_path / "pipeline.yaml"
     path.write_text(yaml.safe_dump(tiny_values(tmp_path, tiny_llm)))
     return path
+
+
+@pytest.fixture(scope="session")
+def finished_pipeline(tmp_path_factory, tiny_llm) -> Path:
+    """A finished tiny pipeline run (absolute out_dir) for the serving and explorer tests."""
+    from llmrec.pipeline import load_pipeline_config, run_pipeline
+
+    root = tmp_path_factory.mktemp("pipeline")
+    values = tiny_values(root, tiny_llm, out=str(root / "run"))
+    values["explain"]["users"] = 3
+    path = root / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(values))
+    run_pipeline(load_pipeline_config(path))
+    return root / "run"
