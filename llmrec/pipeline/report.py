@@ -200,8 +200,8 @@ def markdown(report: dict[str, Any]) -> str:
     if rk.get("derived"):
         parts += ["Derived signals: " + "; ".join(rk["derived"]), ""]
     parts += [f"## Recommendations ({rk['backbone']}, test split, full ranking)", "",
-              "Mean over test users with a 95% bootstrap interval; the paired row is the signals run minus the "
-              "plain run over the same users.", "", _md_table(ranking_table(rk)), "", "![ranking](plots/ranking.png)",
+              "Mean over test users with a 95% bootstrap interval (HR and NDCG; report.json has every metric); the paired row is the signals run minus the "
+              "plain run over the same users.", "", _md_table(ranking_table(rk, compact=True)), "", "![ranking](plots/ranking.png)",
               "", f"## Explanations ({ex['pairs']} pairs, {len(ex['users'])} users)", "",
               "Evidence identification ranks each explanation against its pair's own evidence and "
               f"{ex['k_distractors']} other pairs' evidence (chance top-1 {1 / (ex['k_distractors'] + 1):.2f}); the "
@@ -239,7 +239,7 @@ def to_html(report: dict[str, Any]) -> str:
     e = html.escape
     rk, ex = report["ranking"], report["explanations"]
     body = [f"<h1>llmrec pipeline: {e(str(report['dataset']))}</h1>",
-            f"<h2>Recommendations ({e(rk['backbone'])})</h2>", _html_table(ranking_table(rk)),
+            f"<h2>Recommendations ({e(rk['backbone'])})</h2>", _html_table(ranking_table(rk, compact=True)),
             "<img src='plots/ranking.png' alt='test metrics of the plain and the signals backbone'>",
             f"<h2>Explanations ({ex['pairs']} pairs)</h2>", _html_table(checks_table(ex)),
             "<img src='plots/explanations.png' alt='explanation checks, method and permutation control'>"]
