@@ -197,3 +197,23 @@ def show_user(run: str | Path, user: str) -> dict:
             if rec["user"] == str(user):
                 return rec
     raise DataError(f"user {user!r} is not in {path}")
+
+
+def read_records(run: str | Path) -> dict[str, dict]:
+    """The artifact's line per user, by the dataset's own user id ({} when the run has no artifact)."""
+    path = Path(run) / "artifact" / "interests.jsonl"
+    if not path.exists():
+        return {}
+    return {str(rec["user"]): rec for rec in map(json.loads, path.read_text().splitlines())}
+
+
+def user_interests(records: dict[str, dict], user: str) -> dict:
+    """One user's phrases and statuses: ``status`` is the user's own (``inherited`` for a cluster
+    member), ``answer`` the status of the LLM answer the phrases come from (the representative's)."""
+    rec = records.get(user, {})
+    status = rec.get("status", "none")
+    rep = str(rec["representative"]) if rec.get("representative") is not None else None
+    answer = records.get(rep, {}).get("status", "?") if status == "inherited" else status
+    return {"phrases": [x["interest"] for x in rec.get("interests", [])], "status": status,
+            "representative": rep, "answer": answer, "fallback": answer == "fallback",
+            "cluster": rec.get("cluster")}

@@ -56,31 +56,23 @@ def users_view(cfg: PipelineConfig, out: Path) -> list[dict[str, Any]]:
     """Per explained user: recent training history, ESIM interests, recommendations with their
     explanations, evidence, control and checks."""
     from llmrec.data.prepare import TRAIN, prepare
+    from llmrec.interests.job import read_records, user_interests
 
     data = prepare(cfg.data)
     titles = data.items["title"] if data.items is not None and "title" in data.items else None
     records = [json.loads(x) for x in (folder(out, "explain") / "explanations.jsonl").read_text().splitlines()]
-    interests = {}
-    path = folder(out, "interests") / "artifact" / "interests.jsonl"
-    for line in path.read_text().splitlines():
-        rec = json.loads(line)
-        interests[str(rec["user"])] = rec
+    interests = read_records(folder(out, "interests"))
     index = {u: i for i, u in enumerate(data.user_vocab)}
     view = []
     for user in dict.fromkeys(r["user"] for r in records):
         rows = data.rows(index[user])
         hist = data.item[rows][data.split[rows] == TRAIN][-5:][::-1]
-        rec = interests.get(user, {})
-        status = rec.get("status", "none")
-        answer = status  # a cluster member inherits its representative's phrases, and their status
-        if status == "inherited":
-            answer = interests.get(str(rec.get("representative")), {}).get("status", "?")
+        esim = user_interests(interests, user)
         view.append({
             "user": user,
             "recent_history": [str(titles[int(i)]) if titles is not None else data.item_vocab[int(i)] for i in hist],
-            "interests": [x["interest"] for x in rec.get("interests", [])],
-            "interests_status": status, "interests_answer": answer,
-            "interests_cluster": rec.get("cluster"), "interests_from": rec.get("representative"),
+            "interests": esim["phrases"], "interests_status": esim["status"], "interests_answer": esim["answer"],
+            "interests_cluster": esim["cluster"], "interests_from": esim["representative"],
             "recommendations": [{k: v for k, v in r.items() if k != "user"} for r in records if r["user"] == user]})
     return view
 

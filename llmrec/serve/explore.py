@@ -9,12 +9,12 @@ the page marks is what the metrics count.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from llmrec.interests.job import read_records, user_interests
 from llmrec.serve.explainer import Explainer, ExplainQuery
 from llmrec.serve.recommender import Recommender, UnknownId
 
@@ -32,11 +32,7 @@ class RunView:
         self.titles = ([str(items["title"].get(i, v)) for i, v in enumerate(self.data.item_vocab)]
                        if items is not None and "title" in items else list(self.data.item_vocab))
         self.index = {u: i for i, u in enumerate(self.data.user_vocab)}
-        self.interests: dict[str, dict] = {}
-        if interests is not None and (interests / "artifact" / "interests.jsonl").exists():
-            for line in (interests / "artifact" / "interests.jsonl").read_text().splitlines():
-                rec = json.loads(line)
-                self.interests[str(rec["user"])] = rec
+        self.interests = read_records(interests) if interests is not None else {}
 
     @classmethod
     def from_pipeline(cls, run: str | Path, *, backend_kind: str = "hf", batch_size: int = 32,
@@ -93,12 +89,7 @@ class RunView:
 
     def user_interests(self, user: str) -> dict[str, Any]:
         self._user(user)
-        rec = self.interests.get(user, {})
-        status = rec.get("status", "none")
-        rep = str(rec.get("representative")) if rec.get("representative") is not None else None
-        answer = self.interests.get(rep, {}).get("status", "?") if status == "inherited" else status
-        return {"phrases": [x["interest"] for x in rec.get("interests", [])], "status": status,
-                "representative": rep, "answer": answer, "fallback": answer == "fallback"}
+        return user_interests(self.interests, user)
 
     def tokens(self, user: str) -> list[dict[str, Any]]:
         self._user(user)
