@@ -44,9 +44,14 @@ def distractors(users: Sequence[int], items: Sequence[int], *, k: int = K_DISTRA
 def identification(outputs: np.ndarray, targets: np.ndarray, distract: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per pair: 1.0 if its own target is the nearest of 1 + k candidates, and 1 / rank. ``outputs``
     and ``targets`` are (n, d) L2-normalised embeddings; a tie counts against the pair."""
-    own = np.einsum("nd,nd->n", outputs, targets)  # (n,)
-    other = np.einsum("nd,nkd->nk", outputs, targets[distract])  # (n, k)
-    rank = 1 + (other >= own[:, None]).sum(1)
+    return _ranked(outputs, targets, targets[distract])
+
+
+def _ranked(outputs: np.ndarray, own: np.ndarray, others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Top-1 hits and reciprocal ranks of ``own`` (n, d) among itself and ``others`` (n, k, d)."""
+    own_s = np.einsum("nd,nd->n", outputs, own)  # (n,)
+    other = np.einsum("nd,nkd->nk", outputs, others)  # (n, k)
+    rank = 1 + (other >= own_s[:, None]).sum(1)
     return (rank == 1).astype(float), 1.0 / rank
 
 
@@ -62,11 +67,8 @@ def identify_against(encoder, outputs: Sequence[str], own: Sequence[str], others
     of indices into the targets: for distractors drawn from outside the generated sample."""
     n, k = len(outputs), len(others[0]) if len(others) else 0
     emb = encoder.encode(list(outputs) + list(own) + [t for row in others for t in row])
-    out, tgt, dis = emb[:n], emb[n:2 * n], emb[2 * n:].reshape(n, k, -1)
-    own_s = np.einsum("nd,nd->n", out, tgt)  # (n,)
-    other = np.einsum("nd,nkd->nk", out, dis)  # (n, k)
-    rank = 1 + (other >= own_s[:, None]).sum(1)
-    return {"top1": (rank == 1).astype(float), "rr": 1.0 / rank}
+    top1, rr = _ranked(emb[:n], emb[n:2 * n], emb[2 * n:].reshape(n, k, -1))
+    return {"top1": top1, "rr": rr}
 
 
 def usr(outputs: Sequence[str]) -> float:
