@@ -23,7 +23,8 @@ from llmrec.errors import ConfigError
 class DataConfig:
     source: str = "ml-100k"
     """Loader name: ml-100k (embedded), recbole, movielens, amazon, xrec, taobao, tmall,
-    retailrocket, tenrec or table (generic CSV/Parquet with ``columns``)."""
+    retailrocket, tenrec, table (generic CSV/Parquet with ``columns``), or a research release's
+    derived files: retailrocket-cml, taobao-mbcgcn, alibaba-ecomm, amazon-seqrec."""
     path: str | None = None
     """File or folder to read; not needed for the embedded ml-100k."""
     name: str | None = None
@@ -46,9 +47,14 @@ class DataConfig:
     """k-core: drop items with fewer interactions."""
     dedup: Literal["none", "first", "last"] = "none"
     """Collapse repeated (user, item) rows, keeping the first or last; behaviour sets are merged."""
-    split: Literal["auto", "loo", "temporal", "random"] = "auto"
+    split: Literal["auto", "loo", "temporal", "random", "release"] = "auto"
     """loo: last item test, second last valid; temporal: global time cut; random: seeded hold-out;
-    auto: loo where the source has timestamps, random where it has none."""
+    release: the source's own per-row split (test rows of the target behaviour; valid picked by
+    ``valid_pick``); auto: release where the source carries one, else loo where it has timestamps,
+    random where it has none."""
+    valid_pick: Literal["auto", "last", "random"] = "auto"
+    """split=release: which training target event of each user becomes valid:
+    the last in order, or a seeded random one; auto: last where the source has timestamps."""
     valid_ratio: float = 0.1
     """Share of interactions (temporal) or of each user's items (random) used for validation."""
     test_ratio: float = 0.1

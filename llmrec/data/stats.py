@@ -36,6 +36,7 @@ def dataset_stats(data: Prepared) -> dict[str, Any]:
                   "train": int((data.split == TRAIN).sum()), "valid": int((data.split == VALID).sum()),
                   "test": int((data.split == TEST).sum())},
         "derived": data.meta.get("derived", []),
+        "caveats": data.meta.get("caveats", []),
         "dropped_rows": data.meta.get("dropped_rows", {}),
     }
     if data.explanations is not None:
@@ -68,7 +69,9 @@ def stats_markdown(stats: dict[str, Any]) -> str:
                                                         stats["explanations"].items()) + " |")
     if stats["derived"]:
         lines.append("| derived signals | " + "; ".join(stats["derived"]) + " |")
+    for caveat in stats.get("caveats", []):
+        lines.append(f"| caveat | {caveat} |")
     if stats["dropped_rows"]:
-        lines.append("| dropped rows (on_bad_rows=skip) | " + ", ".join(
+        lines.append("| dropped rows (reason: count) | " + ", ".join(
             f"{k}: {v:,}" for k, v in stats["dropped_rows"].items()) + " |")
     return "\n".join(lines)

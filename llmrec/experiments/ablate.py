@@ -176,6 +176,7 @@ def read_run(folder: Path) -> dict[str, Any]:
             "train_seconds": res["train_seconds"], "semantic": res.get("semantic"),
             "next_scene": res.get("next_scene"), "next_scene_hits": scene_hits,
             "by_popularity": res.get("by_popularity"),
+            "data": {k: res.get(k) for k in ("dataset", "protocol", "derived", "caveats")},
             "epoch_seconds_median": statistics.median(r["epoch_seconds"] for r in epochs),
             "users": per["users"], "per_user": {k: per[k] for k in per.files if k not in ("users", "popularity_group")},
             "popularity_group": per["popularity_group"] if "popularity_group" in per.files else None}
@@ -264,7 +265,8 @@ def summarise(ab: dict[str, Any], cells: dict[str, dict[str, Any]]) -> dict[str,
             "backbones": list(ab["backbones"]), "baseline": ab.get("baseline"), "metrics": metrics,
             "config": ab["base"], "custom_variants": ab.get("custom") or None,
             "by_popularity_metrics": ab.get("by_popularity") or [],
-            "n_test_users": int(len(next(iter(cells.values()))["users"])) if cells else 0}
+            "n_test_users": int(len(next(iter(cells.values()))["users"])) if cells else 0,
+            "data": next(iter(cells.values()))["data"] if cells else None}
 
 
 def _row_name(r: dict[str, Any], report: dict[str, Any]) -> str:
@@ -276,8 +278,14 @@ def _row_name(r: dict[str, Any], report: dict[str, Any]) -> str:
 def markdown(report: dict[str, Any]) -> str:
     metrics = report.get("metrics", REPORTED)
     head = "| model | " + " | ".join(metrics) + " | best epochs | s/epoch |"
-    lines = [f"Test, full ranking; mean ± std over seeds {report['seeds']}.", "", head,
-             "|---|" + "---|" * (len(metrics) + 2)]
+    lines = [f"Test, full ranking; mean ± std over seeds {report['seeds']}.", ""]
+    data = report.get("data") or {}
+    if data.get("protocol"):
+        lines += [f"Data: {data['dataset']}; {data['protocol']}.", ""]
+    for label, key in (("Derived signals", "derived"), ("Caveats", "caveats")):
+        if data.get(key):
+            lines += [f"{label}: " + "; ".join(data[key]) + ".", ""]
+    lines += [head, "|---|" + "---|" * (len(metrics) + 2)]
     for r in report["rows"]:
         cells = [f"{r[m]['mean']:.4f} ± {r[m]['std']:.4f}" for m in metrics]
         epochs = ", ".join(map(str, r["best_epochs"]))

@@ -115,7 +115,7 @@ def run(cfg: RunConfig, data: Prepared | None = None) -> dict[str, Any]:
         "dataset": data.name, "backbone": cfg.backbone["name"],
         "plugins": sorted(cfg.backbone.get("plugins") or {}),
         "protocol": f"{data.meta['split_protocol']}; {label}, history masked",
-        "derived": data.meta.get("derived", []),
+        "derived": data.meta.get("derived", []), "caveats": data.meta.get("caveats", []),
         "users": data.n_users, "items": data.n_items, "train_windows": len(train),
         "parameters": sum(p.numel() for p in model.parameters()),
         "semantic": semantic,
@@ -136,6 +136,8 @@ def run(cfg: RunConfig, data: Prepared | None = None) -> dict[str, Any]:
                  f"(best epoch {summary['best_epoch']}, stopped by {summary['stopped_by']})")
         if out["derived"]:
             title += "\n\nDerived signals: " + "; ".join(out["derived"])
+        if out["caveats"]:
+            title += "\n\nCaveats: " + "; ".join(out["caveats"])
         if semantic is not None:
             title += (f"\n\nSemantic signals: {semantic['interests']} ({semantic['users_covered']}/"
                       f"{semantic['users']} users), align {semantic['align_weight']}, "

@@ -23,6 +23,10 @@ LOADERS: dict[str, tuple[str, str]] = {
     "retailrocket": ("llmrec.data.loaders.multibehavior", "load_retailrocket"),
     "tenrec": ("llmrec.data.loaders.multibehavior", "load_tenrec"),
     "table": ("llmrec.data.loaders.table", "load_table"),
+    "retailrocket-cml": ("llmrec.data.loaders.releases", "load_retailrocket_cml"),
+    "taobao-mbcgcn": ("llmrec.data.loaders.releases", "load_taobao_mbcgcn"),
+    "alibaba-ecomm": ("llmrec.data.loaders.releases", "load_alibaba_ecomm"),
+    "amazon-seqrec": ("llmrec.data.loaders.releases", "load_amazon_seqrec"),
 }
 
 
