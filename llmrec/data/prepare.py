@@ -22,7 +22,7 @@ from llmrec.config import DataConfig, to_dict
 from llmrec.data.schema import RawData
 from llmrec.errors import ConfigError, DataError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the release split
 TRAIN, VALID, TEST = 0, 1, 2
 PAD = "[PAD]"
 
@@ -161,12 +161,16 @@ def assign_split(counts: np.ndarray, offsets: np.ndarray, timestamp: np.ndarray,
     return split, f"random hold-out per user (seed {cfg.seed}; no time order)"
 
 
-def pick_valid(inter: pd.DataFrame, target_bit: int, how: str, seed: int) -> tuple[pd.DataFrame, str]:
-    """Release split: one training target event of each user becomes valid (the issue's protocol:
-    a user whose only training target event it is keeps their other behaviours for training).
+def pick_valid(inter: pd.DataFrame, target_bit: int, how: str, seed: int,
+               whole_pairs: bool) -> tuple[pd.DataFrame, str]:
+    """Release split: one training target event of each user becomes valid (a user whose only
+    training target event it is keeps their other behaviours for training).
 
     The valid row moves behind the user's remaining training rows (stable re-sort), so a valid
-    example's input is every training row and a test example's input adds the valid row.
+    example's input is every training row and a test example's input adds the valid row. With
+    ``whole_pairs`` (the release removed every training row of a test pair) the valid pair's other
+    training rows go too, so valid is built like test (else a view of the valid item, kept in
+    the input, makes valid far easier than test).
     """
     cand = inter.loc[((inter["behaviors"] & target_bit) > 0) & (inter["_split"] == TRAIN)]
     if how == "last":
@@ -175,6 +179,14 @@ def pick_valid(inter: pd.DataFrame, target_bit: int, how: str, seed: int) -> tup
         pick, text = cand.groupby("u").sample(n=1, random_state=seed).index, f"a seeded random (seed {seed})"
     inter = inter.copy()
     inter.loc[pick, "_split"] = VALID
+    if whole_pairs:
+        valid_pairs = pd.MultiIndex.from_frame(inter.loc[pick, ["u", "i"]])
+        same = pd.MultiIndex.from_frame(inter[["u", "i"]]).isin(valid_pairs) & (inter["_split"] == TRAIN).to_numpy()
+        inter = inter.loc[~same]
+        removed = int(same.sum())
+        text += f" training {{target}} of each user (its pair's other training rows, {removed:,}, removed as the release did for test)"
+    else:
+        text += " training {target} of each user"
     return inter.sort_values(["u", "_split"], kind="stable"), text
 
 
@@ -222,11 +234,14 @@ def prepare_raw(raw: RawData, cfg: DataConfig) -> Prepared:
     offsets = np.concatenate([[0], np.cumsum(counts)])
     if release:
         how = cfg.valid_pick if cfg.valid_pick != "auto" else ("last" if raw.has_timestamp else "random")
-        inter, picked = pick_valid(inter, raw.target_bit, how, cfg.seed)
+        inter, picked = pick_valid(inter, raw.target_bit, how, cfg.seed, raw.pairs_held_out_whole)
+        user = inter["u"].to_numpy(np.int64)
+        counts = np.bincount(user, minlength=len(user_vocab))
+        offsets = np.concatenate([[0], np.cumsum(counts)])
         split = inter["_split"].to_numpy(np.int8)
         protocol = (f"the release's own split (test: its held-out {raw.target_behavior} rows"
                     + (f"; {off_target:,} held-out rows of other behaviours dropped" if off_target else "")
-                    + f"); valid: {picked} training {raw.target_behavior} of each user")
+                    + "); valid: " + picked.format(target=raw.target_behavior))
     timestamp = inter["timestamp"].to_numpy(np.float64)
     if not release:
         split, protocol = assign_split(counts, offsets, timestamp, cfg)

@@ -18,7 +18,8 @@ Each (backbone, variant, seed) trains into ``out/<backbone>/<variant>/seed<s>``;
 (results.json present) is reused, an interrupted one resumes from its last.safetensors. The report gives
 mean and std over seeds per cell, and paired bootstraps over test users (each user's metric first
 averaged over the seeds): every variant vs the reference variant (``plain`` when present, else the
-first) of its backbone, and with ``baseline`` every backbone vs the baseline in each variant.
+first) of its backbone, with ``baseline`` every backbone vs the baseline in each variant, and
+with ``pairs`` ([[backbone, reference], ...]) each listed backbone vs its reference.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ def load_ablation(path: str | Path | None, overrides: list[str], *, backbones: l
     if not isinstance(sections, dict):
         raise ConfigError(f"{path}: backbones must map a label to a backbone section")
     if backbones:
+        if baseline is not None and baseline in sections and baseline not in backbones:
+            baseline = None  # --backbones left the baseline out: no differences against it
         sections = {b: sections.get(b, {}) for b in backbones}
     if isinstance(given, dict):
         for name, ov in given.items():
@@ -76,8 +79,15 @@ def load_ablation(path: str | Path | None, overrides: list[str], *, backbones: l
                           "(an `llmrec interests extract` folder)")
     if baseline is not None and baseline not in sections:
         raise ConfigError(f"baseline {baseline!r} is not one of the backbones {list(sections)}")
+    pairs = values.pop("pairs", None) or []
+    for pair in pairs:
+        if not (isinstance(pair, list) and len(pair) == 2):
+            raise ConfigError(f"{path}: pairs: each entry is [backbone, reference backbone], got {pair!r}")
+    # a pair whose backbones were not picked (--backbones) is left out
+    pairs = [[str(a), str(b)] for a, b in pairs if a in sections and b in sections]
     return {"base": values, "backbones": sections, "seeds": [int(s) for s in seeds], "variants": names,
-            "custom": custom, "baseline": baseline, "metrics": list(metrics), "by_popularity": list(grouped)}
+            "custom": custom, "baseline": baseline, "metrics": list(metrics), "by_popularity": list(grouped),
+            "pairs": pairs}
 
 
 def reference_variant(ab: dict[str, Any]) -> str:
@@ -261,6 +271,11 @@ def summarise(ab: dict[str, Any], cells: dict[str, dict[str, Any]]) -> dict[str,
                     label = f"{backbone} − {base}" + (f" ({variant})" if len(ab["variants"]) > 1 else "")
                     diffs.append(_difference(ab, label, mean_user[base, variant], mean_user[backbone, variant],
                                              group=group, backbone=backbone, variant=variant, vs=base))
+    for backbone, base in ab.get("pairs") or []:
+        for variant in ab["variants"]:
+            label = f"{backbone} − {base}" + (f" ({variant})" if len(ab["variants"]) > 1 else "")
+            diffs.append(_difference(ab, label, mean_user[base, variant], mean_user[backbone, variant],
+                                     group=group, backbone=backbone, variant=variant, vs=base))
     return {"rows": rows, "differences": diffs, "seeds": ab["seeds"], "variants": ab["variants"],
             "backbones": list(ab["backbones"]), "baseline": ab.get("baseline"), "metrics": metrics,
             "config": ab["base"], "custom_variants": ab.get("custom") or None,

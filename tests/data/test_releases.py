@@ -48,10 +48,14 @@ def rows_of(data, u: int):
 
 @needs_releases
 def test_retailrocket_counts_match_the_release_readme(tmp_path):
+    raw = load_raw(DataConfig(source="retailrocket-cml", path=str(RETAILROCKET)))
+    counts = raw.inter.groupby(raw.split)["behaviors"].value_counts().to_dict()
+    # README: view 75,374 / cart 12,456 / buy 9,551 train rows, plus 2,174 held-out buys (bits 1/2/4)
+    assert counts == {("train", 1): 75_374, ("train", 2): 12_456, ("train", 4): 9_551, ("test", 4): 2_174}
     data = prep("retailrocket-cml", RETAILROCKET, tmp_path)
     stats = dataset_stats(data)
-    # README: view 75,374 / cart 12,456 / buy 9,551 train rows, plus 2,174 held-out buys
-    assert stats["behaviors"] == {"view": 75_374, "cart": 12_456, "buy": 9_551 + 2_174}
+    removed = int(stats["split"]["protocol"].split("other training rows, ")[1].split(" ")[0].replace(",", ""))
+    assert stats["interactions"] == len(raw.inter) - removed and removed > 0
     assert (data.n_users, data.n_items) == (2_174, 30_113)
     assert stats["split"]["test"] == 2_174
     # every user has a training buy (README: 2,174 users with >= 1), so every user gets a valid buy
@@ -138,11 +142,13 @@ def test_release_split_rules_on_a_hand_made_log(tmp_path):
     # user a: view x, buy y, view z, buy w, held-out buy q and a held-out view r (dropped)
     f = write(tmp_path / "log.csv", "user,item,behavior,timestamp,split\n"
               "a,q,buy,-1,test\na,r,view,-1,test\na,x,view,10,train\na,y,buy,20,train\n"
-              "a,z,view,30,train\na,w,buy,25,train\nb,y,view,5,train\nb,q,buy,-1,test\n")
+              "a,z,view,30,train\na,w,buy,25,train\na,w,view,24,train\nb,y,view,5,train\nb,q,buy,-1,test\n")
     data = prep("retailrocket-cml", f, tmp_path)
     a = data.user_vocab.index("a")
     names = [data.item_vocab[i] for i in data.item[data.rows(a)]]
-    assert names == ["x", "y", "z", "w", "q"]  # train in time order, then valid (last buy w), then test
+    # train in time order, then valid (last buy w; w's view removed like a test pair's), then test
+    assert names == ["x", "y", "z", "w", "q"]
+    assert "other training rows, 1, removed" in data.meta["split_protocol"]
     assert list(data.split[data.rows(a)]) == [TRAIN, TRAIN, TRAIN, VALID, TEST]
     assert "1 held-out rows of other behaviours dropped" in data.meta["split_protocol"].replace(",", "")
     b = data.user_vocab.index("b")

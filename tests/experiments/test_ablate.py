@@ -80,7 +80,7 @@ def test_named_variants_labelled_backbones_and_a_baseline(tiny_cfg, tmp_path):
     values = {"data": {**vars(tiny_cfg)},
               "backbones": {"sasrec": small, "wide": {"name": "sasrec", **small, "inner": 64}},
               "seeds": [0], "baseline": "sasrec", "metrics": ["hr@5", "ndcg@5", "pop10_share@5"],
-              "by_popularity": ["hr@5"],
+              "by_popularity": ["hr@5"], "pairs": [["sasrec", "wide"]],
               "variants": {"base": {}, "drop": {"backbone.dropout": 0.3, "train.lr": 0.002}},
               "train": {"epochs": 1, "batch_size": 8, "metric": "ndcg@5"}, "eval": {"ks": [5, 20]}}
     path = tmp_path / "ab.yaml"
@@ -91,10 +91,12 @@ def test_named_variants_labelled_backbones_and_a_baseline(tiny_cfg, tmp_path):
     assert cfg.semantic.interests is None  # named variants leave the semantic section alone
     report = ablate.run_ablation(ab, tmp_path / "out", progress=False)
     assert [d["label"] for d in report["differences"]] == [
-        "sasrec: drop − base", "wide: drop − base", "wide − sasrec (base)", "wide − sasrec (drop)"]
+        "sasrec: drop − base", "wide: drop − base", "wide − sasrec (base)", "wide − sasrec (drop)",
+        "sasrec − wide (base)", "sasrec − wide (drop)"]  # the last two from `pairs`
     per = {b: np.load(tmp_path / "out" / b / "drop" / "seed0" / "test_per_user.npz")["hr@5"]
            for b in ("sasrec", "wide")}
     assert report["differences"][3]["hr@5"]["mean_diff"] == pytest.approx((per["wide"] - per["sasrec"]).mean())
+    assert report["differences"][5]["hr@5"]["mean_diff"] == pytest.approx((per["sasrec"] - per["wide"]).mean())
     text = (tmp_path / "out" / "results.md").read_text()
     assert "| wide / drop |" in text and "drop: backbone.dropout=0.3, train.lr=0.002" in text and "recall" not in text
     res = json.loads((tmp_path / "out" / "wide" / "drop" / "seed0" / "results.json").read_text())
@@ -122,5 +124,9 @@ def test_named_variants_labelled_backbones_and_a_baseline(tiny_cfg, tmp_path):
         load_ablation(path, [], variants=["nope"])
     with pytest.raises(ConfigError, match="baseline 'x' is not one of the backbones"):
         load_ablation(path, ["baseline=x"])
+    with pytest.raises(ConfigError, match=r"pairs: each entry is \[backbone, reference backbone\], got 'wide'"):
+        load_ablation(path, ["pairs=[wide]"])
+    picked = load_ablation(path, [], backbones=["wide"])
+    assert picked["pairs"] == [] and picked["baseline"] is None  # what --backbones left out is left out
     with pytest.raises(ConfigError, match="variant name 'w/o x' names a folder"):
         load_ablation(path, ["variants={w/o x: {}}"])

@@ -84,7 +84,8 @@ def load_retailrocket_cml(cfg: DataConfig, bad: BadRows) -> RawData:
         "(in 19% of pairs the kept view is later than the buy)",
     ]
     return RawData(name=cfg.name or "retailrocket", inter=inter, behavior_vocab=vocab, target_behavior="buy",
-                   sources=[str(path)], split=frame["split"].to_numpy(dtype=object), caveats=caveats)
+                   sources=[str(path)], split=frame["split"].to_numpy(dtype=object), caveats=caveats,
+                   pairs_held_out_whole=True)
 
 
 def load_taobao_mbcgcn(cfg: DataConfig, bad: BadRows) -> RawData:
