@@ -9,6 +9,13 @@ alike; training epochs only (no validation), after one warm-up epoch; medians ov
     python benchmarks/epoch_seconds.py configs/ablations/dspnet-ml100k.yaml --add "dspnet no-CCR=dspnet:ccr_weight=0"
 
 Writes results/epoch_seconds_<config file stem>.{json,md} (runs before 2026-12 were named after the config folder).
+
+On data where one epoch takes minutes (the real releases: full softmax over ~30k items),
+``--batches N`` times N-batch slices instead of whole epochs (the same seeded random windows for
+every model) and reports the median seconds per batch and that times the batches of one epoch,
+labelled as an estimate:
+
+    python benchmarks/epoch_seconds.py configs/ablations/retailrocket-mb.yaml --batches 5 --repeats 3
 """
 
 from __future__ import annotations
@@ -33,12 +40,19 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batches", type=int, default=0,
+                    help="time slices of this many batches instead of whole epochs (0: whole epochs)")
     args = ap.parse_args()
 
     import torch
     import yaml
 
+    import math
+
+    import numpy as np
+
     from llmrec.data.prepare import prepare
+    from llmrec.data.sequences import TrainWindows
     from llmrec.experiments.ablate import load_ablation, run_config
     from llmrec.train.run import setup
     from llmrec.train.seed import seed_everything
@@ -65,6 +79,11 @@ def main() -> None:
         seed_everything(0)
         data = data or prepare(cfg.data)
         _, train, _, _, model = setup(cfg, data)
+        n_windows, full_batches = len(train), math.ceil(len(train) / cfg.train.batch_size)
+        if args.batches:  # the same seeded slice of windows for every model
+            pick = np.random.default_rng(0).permutation(len(train))[: args.batches * cfg.train.batch_size]
+            train = TrainWindows(train.users[pick], {f: w[pick] for f, w in train.windows.items()},
+                                 train.target_behavior)
         trainers[label] = (Trainer(model, cfg.train, eval_cfg=cfg.eval, n_items=data.n_items), train)
         trainers[label][0]._epoch(train)  # warm-up
         print(f"built {label}", flush=True)
@@ -78,22 +97,29 @@ def main() -> None:
     first = cells[0][0]
     base = statistics.median(times[first])
     rows = []
+    scale = full_batches / args.batches if args.batches else 1.0  # slice seconds -> one epoch
     for label, (trainer, train) in trainers.items():
-        med = statistics.median(times[label])
+        med = statistics.median(times[label]) * scale
         rows.append({"model": label, "epoch_seconds_median": med, "epoch_seconds": times[label],
-                     "ratio": med / base, "parameters": sum(p.numel() for p in trainer.model.parameters()),
-                     "windows": len(train)})
-        print(f"{label:24s} {med:7.3f} s/epoch  x{med / base:.2f}", flush=True)
+                     "batch_seconds_median": statistics.median(times[label]) / (args.batches or full_batches),
+                     "ratio": med / (base * scale), "parameters": sum(p.numel() for p in trainer.model.parameters()),
+                     "windows": n_windows})
+        print(f"{label:24s} {med:7.3f} s/epoch  x{rows[-1]['ratio']:.2f}", flush=True)
     result = {"config": args.config, "threads": args.threads, "epochs_per_repeat": args.epochs,
-              "repeats": args.repeats, "torch": torch.__version__, "derived": data.meta.get("derived", []),
-              "rows": rows}
-    lines = [f"Training seconds per epoch, `{args.config}` ({data.name}; {rows[0]['windows']} windows of "
-             f"{ab['base'].get('data', {}).get('max_len', 50)}, batch {ab['base']['train']['batch_size']}), "
-             f"{args.threads} CPU threads, torch {torch.__version__}; median of {args.epochs * args.repeats} "
-             "epochs per model, models interleaved in one process, no validation.", "",
-             f"| model | s/epoch (median) | vs {first} | parameters |", "|---|---|---|---|"]
+              "repeats": args.repeats, "batches": args.batches, "batches_per_epoch": full_batches,
+              "torch": torch.__version__, "derived": data.meta.get("derived", []),
+              "caveats": data.meta.get("caveats", []), "rows": rows}
+    what = (f"median of {args.epochs * args.repeats} slices of {args.batches} batches per model (the same "
+            f"seeded windows for every model), times {full_batches} batches per epoch: an ESTIMATE of one "
+            "epoch" if args.batches else f"median of {args.epochs * args.repeats} epochs per model")
+    lines = [f"Training seconds per epoch, `{args.config}` ({data.name}; {n_windows} windows = {full_batches} batches of "
+             f"{ab['base']['train']['batch_size']}, max_len {ab['base'].get('data', {}).get('max_len', 50)}), "
+             f"{args.threads} CPU threads, torch {torch.__version__}; {what}, models interleaved in one "
+             "process, no validation.", "",
+             f"| model | s/epoch (median) | s/batch | vs {first} | parameters |", "|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['epoch_seconds_median']:.2f} | {r['ratio']:.2f}x | {r['parameters']:,} |")
+        lines.append(f"| {r['model']} | {r['epoch_seconds_median']:.2f} | {r['batch_seconds_median']:.3f} | "
+                     f"{r['ratio']:.2f}x | {r['parameters']:,} |")
     name = Path(args.config).stem
     out = HERE / "results"
     (out / f"epoch_seconds_{name}.json").write_text(json.dumps(result, indent=1))
