@@ -241,14 +241,15 @@ def _cached_score(cache: Path, gens, rows, phrases, scorer, bert_model, faith=No
     from llmrec.experiments import explanation_report as report
 
     # what the metrics compare against is part of the key: caches from before the faithfulness
-    # columns, or made with other evidence, distractors or instruction text, are rescored
+    # columns (faith-1: before feature matching), or made with other evidence, distractors or
+    # instruction text, are rescored
     faith_key = ""
     if faith is not None:
         import hashlib
 
         basis = [faith["evidence_text"], faith["template"], faith["k"],
                  faith["distractors"].tolist() if faith["distractors"] is not None else None]
-        faith_key = "faith-1:" + hashlib.sha256(json.dumps(basis).encode()).hexdigest()[:16]
+        faith_key = "faith-2:" + hashlib.sha256(json.dumps(basis).encode()).hexdigest()[:16]
     key = json.dumps([list(gens["id"]), list(gens["text"]), faith_key])
     if cache.exists():
         saved = read_scores(cache)

@@ -16,10 +16,12 @@ from llmrec.eval.bootstrap import paired_bootstrap, paired_bootstrap_corpus
 from llmrec.llm.jobs import read_results
 
 PER_PAIR = ["rouge_l", "bert_f1", "lm_score", "lm_ref_to_gen", "lm_gen_to_ref", "grounded",
-            "pair_id", "pair_rr", "evidence_id", "evidence_rr", "echo", "hallucinated", "names_evidence"]
+            "pair_id", "pair_rr", "evidence_id", "evidence_rr", "echo", "hallucinated", "names_evidence",
+            "feature_match", "feature_match_other"]
 FAITH = [("pair_id", "pair id top-1"), ("pair_rr", "pair MRR"), ("evidence_id", "evidence id top-1"),
          ("evidence_rr", "evidence MRR"), ("usr", "USR"), ("echo", "echo"), ("hallucinated", "halluc. titles"),
-         ("names_evidence", "names evidence")]
+         ("names_evidence", "names evidence"), ("feature_match", "feature match"),
+         ("feature_match_other", "feature match, other pair")]
 SHOWN = ["bleu1", "bleu4", "rouge_l", "bert_f1", "lm_score", "distinct1", "distinct2", "grounded",
          "prompt_tokens", "segment_tokens", "ms"]
 
@@ -48,6 +50,10 @@ def score_split(gens: pd.DataFrame, rows: pd.DataFrame, phrases: list[list[str]]
             pair = fm.identify(faith["encoder"], hyps, refs, faith["distractors"])
             ev = fm.identify(faith["encoder"], hyps, faith["evidence_text"], faith["distractors"])
             per.update(pair_id=pair["top1"], pair_rr=pair["rr"], evidence_id=ev["top1"], evidence_rr=ev["rr"])
+            from llmrec.eval.aspects import feature_match
+
+            fmr = feature_match(hyps, refs, faith["distractors"])
+            per.update(feature_match=fmr["own"], feature_match_other=fmr["other"])
         per["echo"] = fm.echo(hyps, faith["template"])
         per["hallucinated"], _ = fm.hallucinated_titles(hyps, faith["catalogue"], faith["evidence_titles"],
                                                         list(rows["title"]))
@@ -134,9 +140,9 @@ def markdown(result: dict, labels: dict[str, str]) -> str:
 
 
 DIFF_KEYS = ("bleu1", "bleu4", "rouge_l", "bert_f1", "lm_score", "grounded", "pair_id", "evidence_id", "echo",
-             "hallucinated")
+             "hallucinated", "feature_match")
 DIFF_HEAD = ("| vs | BLEU-1 | BLEU-4 | ROUGE-L | BERTScore F1 | LM score | grounding | pair id | evidence id | "
-             "echo | halluc. |")
+             "echo | halluc. | feature match |")
 
 
 def _diff_rows(differences: dict[str, dict], labels: dict[str, str]) -> list[str]:

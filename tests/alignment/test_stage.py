@@ -199,7 +199,12 @@ def test_comparison_end_to_end(stage1, tmp_path):
     d = test["differences"]["title"]["bleu1"]
     assert d["ci_low"] <= d["mean_diff"] <= d["ci_high"]
     assert test["methods"]["title"]["segment_tokens"] == 0 and test["methods"]["beat"]["segment_tokens"] == 6
+    # the faithfulness columns, feature matching among them, for every method
+    for m in test["methods"].values():
+        share = m["feature_match"] * test["n"]  # a share of pairs: k / n
+        assert 0 <= m["feature_match_other"] <= 1 and share == pytest.approx(round(share))
     md = (tmp_path / "sweep" / "results.md").read_text()
+    assert "| feature match | feature match, other pair |" in md
     assert "(d) BEAT" in md and "paired bootstrap" in md
     assert "References: the dataset's own explanation texts." in md  # not teacher-generated here
     assert (tmp_path / "sweep" / "results.png").stat().st_size > 1000
