@@ -88,15 +88,33 @@ def sample(frame: pd.DataFrame, split: str, n: int | None, seed: int) -> pd.Data
 
 def tokens_of_other_pairs(rows: pd.DataFrame, seed: int) -> pd.DataFrame:
     """The permutation control: every pair keeps its id, title and reference but takes the user and
-    item (so the behaviour tokens) of another pair of the same sample. The donor map is a random
-    cyclic permutation (Sattolo's algorithm), so no pair keeps its own; a donor may still share the
-    user or the item when the sample repeats one. A model whose explanations do not get worse under
-    this swap does not use what its tokens say about the pair."""
+    item (so the behaviour tokens or the evidence) of another pair of the same sample that shares
+    NEITHER its user NOR its item. Each pair donates exactly once: a seeded random cyclic
+    permutation (Sattolo's algorithm), then seeded swaps of donors until no pair's donor shares its
+    user or item. A model whose explanations do not get worse under this swap does not use what
+    its inputs say about the pair."""
     if len(rows) < 2:
         raise DataError(f"the permutation control needs at least 2 pairs, got {len(rows)}")
-    order = np.random.default_rng(seed).permutation(len(rows))
+    users, items = rows["user"].to_numpy(), rows["item"].to_numpy()
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(rows))
     donor = np.empty(len(rows), dtype=np.int64)
     donor[order] = np.roll(order, -1)
+
+    def ok(a: int, b: int) -> bool:
+        return users[a] != users[b] and items[a] != items[b]
+
+    for i in range(len(rows)):
+        if ok(i, donor[i]):
+            continue
+        for j in rng.permutation(len(rows)):
+            if j != i and ok(i, donor[j]) and ok(j, donor[i]):
+                donor[i], donor[j] = donor[j], donor[i]
+                break
+        else:
+            raise DataError(f"the permutation control found no donor for pair {rows['id'].iloc[i]!r} that "
+                            "shares neither its user nor its item (the sample repeats one user or item "
+                            "too often)")
     out = rows.copy()
     for col in ("user", "item"):
         out[col] = rows[col].to_numpy()[donor]

@@ -33,6 +33,22 @@ def test_every_pair_takes_another_pairs_user_and_item():
         tokens_of_other_pairs(rows.iloc[:1], seed=0)
 
 
+def test_donors_share_neither_user_nor_item():
+    # users repeat (10 x3, 11 x2) and items repeat (20 x2): a plain derangement would often hand a
+    # pair a donor with its own user or item
+    rows = pd.DataFrame({"id": list("abcdefgh"), "user": [10, 10, 10, 11, 11, 12, 13, 14],
+                         "item": [20, 21, 22, 20, 23, 24, 25, 26], "title": list("ABCDEFGH"),
+                         "reference": list("stuvwxyz")})
+    for seed in range(20):
+        out = tokens_of_other_pairs(rows, seed=seed)
+        assert (out["user"].to_numpy() != rows["user"].to_numpy()).all()
+        assert (out["item"].to_numpy() != rows["item"].to_numpy()).all()
+        assert sorted(zip(out["user"], out["item"])) == sorted(zip(rows["user"], rows["item"]))  # each donates once
+    one_user = rows.assign(user=10)
+    with pytest.raises(DataError, match="no donor for pair 'a' that shares neither its user nor its item"):
+        tokens_of_other_pairs(one_user, seed=0)
+
+
 def test_permutation_control_reuses_the_trained_model(stage1, tmp_path):
     cfg = align_cfg(stage1, tmp_path / "unused")
     cfg.train.max_train_pairs = 4
