@@ -9,6 +9,8 @@
 - USR, unique-sentence ratio (PETER / PEPLER): distinct generated explanations / all of them.
 - Echo: an output holding 8 or more consecutive words of the fixed instruction template (the
   evidence text excluded), per pair.
+- Copies evidence: an output holding 6 or more consecutive words of its own evidence text (a
+  pasted list of interests or glosses), per pair.
 - Hallucinated titles: an output naming a catalogue title (normalised exact match) that is neither
   the target's nor in the pair's evidence, per pair. Only names in the catalogue are detected (XRec
   Yelp names 2,473 of its 14,085 items); titles shorter than two words and six characters are not
@@ -24,6 +26,7 @@ from typing import Sequence
 import numpy as np
 
 K_DISTRACTORS = 19
+EVIDENCE_COPY_WORDS = 6  # evidence pieces are short lists (4-6 interests); 8 words would miss a pasted list
 
 
 def distractors(users: Sequence[int], items: Sequence[int], *, k: int = K_DISTRACTORS, seed: int = 0) -> np.ndarray:
@@ -80,15 +83,29 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[0-9a-z']+", str(text).lower())
 
 
+def _holds(text: str, grams: set[tuple[str, ...]], n: int) -> bool:
+    w = _words(text)
+    return any(tuple(w[i:i + n]) in grams for i in range(len(w) - n + 1))
+
+
+def _grams(text: str, n: int) -> set[tuple[str, ...]]:
+    words = _words(text)
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
 def echo(outputs: Sequence[str], template: str, *, n: int = 8) -> np.ndarray:
     """1.0 where an output holds ``n`` consecutive words of ``template`` (the instruction text)."""
-    words = _words(template)
-    grams = {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
-    out = []
-    for text in outputs:
-        w = _words(text)
-        out.append(float(any(tuple(w[i:i + n]) in grams for i in range(len(w) - n + 1))))
-    return np.array(out)
+    grams = _grams(template, n)
+    return np.array([float(_holds(text, grams, n)) for text in outputs])
+
+
+def copies_evidence(outputs: Sequence[str], evidence: Sequence[str], *, n: int = EVIDENCE_COPY_WORDS) -> np.ndarray:
+    """1.0 where an output holds ``n`` consecutive words of its own pair's evidence text: the
+    evidence pasted back (a list of interests or glosses) rather than used. Echo misses this: the
+    evidence is not part of the fixed instruction."""
+    if len(outputs) != len(evidence):
+        raise ValueError(f"{len(outputs)} outputs for {len(evidence)} evidence texts")
+    return np.array([float(_holds(text, _grams(ev, n), n)) for text, ev in zip(outputs, evidence)])
 
 
 def _key(title: str) -> str:

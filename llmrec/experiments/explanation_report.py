@@ -16,10 +16,11 @@ from llmrec.eval.bootstrap import paired_bootstrap, paired_bootstrap_corpus
 from llmrec.llm.jobs import read_results
 
 PER_PAIR = ["rouge_l", "bert_f1", "lm_score", "lm_ref_to_gen", "lm_gen_to_ref", "grounded",
-            "pair_id", "pair_rr", "evidence_id", "evidence_rr", "echo", "hallucinated", "names_evidence",
-            "feature_match", "feature_match_other"]
+            "pair_id", "pair_rr", "evidence_id", "evidence_rr", "echo", "copies_evidence", "hallucinated",
+            "names_evidence", "feature_match", "feature_match_other"]
 FAITH = [("pair_id", "pair id top-1"), ("pair_rr", "pair MRR"), ("evidence_id", "evidence id top-1"),
-         ("evidence_rr", "evidence MRR"), ("usr", "USR"), ("echo", "echo"), ("hallucinated", "halluc. titles"),
+         ("evidence_rr", "evidence MRR"), ("usr", "USR"), ("echo", "echo"), ("copies_evidence", "copies evidence"),
+         ("hallucinated", "halluc. titles"),
          ("names_evidence", "names evidence"), ("feature_match", "feature match"),
          ("feature_match_other", "feature match, other pair")]
 SHOWN = ["bleu1", "bleu4", "rouge_l", "bert_f1", "lm_score", "distinct1", "distinct2", "grounded",
@@ -55,6 +56,7 @@ def score_split(gens: pd.DataFrame, rows: pd.DataFrame, phrases: list[list[str]]
             fmr = feature_match(hyps, refs, faith["distractors"])
             per.update(feature_match=fmr["own"], feature_match_other=fmr["other"])
         per["echo"] = fm.echo(hyps, faith["template"])
+        per["copies_evidence"] = fm.copies_evidence(hyps, faith["evidence_text"])
         per["hallucinated"], _ = fm.hallucinated_titles(hyps, faith["catalogue"], faith["evidence_titles"],
                                                         list(rows["title"]))
         per["names_evidence"] = fm.mentions(hyps, faith["evidence_titles"])

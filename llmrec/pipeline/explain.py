@@ -105,7 +105,8 @@ def explain_recommendations(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
         allowed = [ev.titles + ev.interests + ev.glosses for ev in evidence]
         hall, names = fm.hallucinated_titles(texts, catalogue, allowed, rows["title"].tolist())
         per_pair[name] = {"evidence_top1": ident["top1"], "evidence_rr": ident["rr"],
-                          "echo": fm.echo(texts, template), "hallucinated_title": hall,
+                          "echo": fm.echo(texts, template), "copies_evidence": fm.copies_evidence(texts, own),
+                          "hallucinated_title": hall,
                           "names_evidence_title": fm.mentions(texts, [ev.titles for ev in evidence]),
                           "names_target_title": fm.mentions(texts, [[t] for t in rows["title"]])}
         found[name] = names

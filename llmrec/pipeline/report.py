@@ -17,7 +17,7 @@ from llmrec.atomic import save_figure, write_text
 from llmrec.pipeline.config import PipelineConfig, folder, serving_backbone
 
 CHECKS = [("evidence_top1", "evidence id top-1"), ("evidence_rr", "evidence id MRR"), ("echo", "echo"),
-          ("hallucinated_title", "hallucinated title"), ("names_evidence_title", "names an evidence title"),
+          ("copies_evidence", "copies evidence"), ("hallucinated_title", "hallucinated title"), ("names_evidence_title", "names an evidence title"),
           ("names_target_title", "names the item"), ("usr", "USR")]
 
 
@@ -136,7 +136,7 @@ def plot_all(report: dict[str, Any], out: Path) -> list[str]:
     fig, ax = plt.subplots(figsize=(7, 3.5))
     width = 0.8 / max(1, len(methods))
     for j, (name, m) in enumerate(methods.items()):
-        ax.bar(np.arange(len(keys)) + j * width, [m[k] for k in keys], width, label=name)
+        ax.bar(np.arange(len(keys)) + j * width, [m.get(k, np.nan) for k in keys], width, label=name)
     ax.set_xticks(np.arange(len(keys)) + width * (len(methods) - 1) / 2, [label for _, label in CHECKS], rotation=30,
                   ha="right")
     ax.set_ylim(0, 1)
@@ -172,7 +172,7 @@ def ranking_table(rk: dict[str, Any], *, compact: bool = False) -> list[list[str
 def checks_table(ex: dict[str, Any]) -> list[list[str]]:
     rows = [["method", *[label for _, label in CHECKS]]]
     for name, m in ex["methods"].items():
-        rows.append([name, *[f"{m[k]:.3f}" for k, _ in CHECKS]])
+        rows.append([name, *[f"{m[k]:.3f}" if k in m else "-" for k, _ in CHECKS]])  # "-": a run from before the check
     if "difference" in ex:
         d = ex["difference"]
         rows.append([f"{ex['method']} - control (paired)", _signed(d["evidence_top1"]), _signed(d["evidence_rr"]),

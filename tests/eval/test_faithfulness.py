@@ -54,6 +54,17 @@ def test_usr_echo_and_mentions():
     assert fm.mentions(["Loved Bob's Tacos!", "nothing"], [["bob's tacos"], ["x"]]).tolist() == [1.0, 0.0]
 
 
+def test_copies_evidence_counts_a_pasted_list_of_its_own_evidence_only():
+    ev = ["liked before: Bean; Evita | interests: trail running, camping gear, outdoor sports, jurassic park",
+          "liked before: Heat | interests: jazz, vinyl records, late night diners"]
+    outs = ["The user enjoyed the trail running, camping gear, outdoor sports, and Evita.",  # 6 words in a row
+            "The user enjoyed the trail running, camping gear, outdoor sports."]  # pair 0's list, not pair 1's
+    assert fm.copies_evidence(outs, ev).tolist() == [1.0, 0.0]
+    assert fm.copies_evidence(outs[:1], ev[:1], n=7).tolist() == [0.0]  # "and" breaks the run at 6
+    with pytest.raises(ValueError, match="2 outputs for 1 evidence texts"):
+        fm.copies_evidence(outs, ev[:1])
+
+
 def test_hallucinated_titles():
     catalogue = ["Bob's Tacos", "Sushi Zen", "Chase", "Green Garden Cafe", "Tacos"]
     outs = ["Like Bob's Tacos, Sushi Zen is great",  # Sushi Zen is the target: fine
