@@ -181,3 +181,21 @@ def test_release_bad_rows_name_file_line_and_column(tmp_path):
     write(d / "items.csv", "item_id,title\n100,Soap &amp; Co\n")
     with pytest.raises(DataError, match=r"line 3.*item '101' has no title"):
         load_raw(DataConfig(source="amazon-seqrec", path=str(d / "interactions.csv")))
+
+
+@needs_releases
+def test_a_model_trained_on_a_release_slice_reports_its_split_and_caveats(tmp_path):
+    from llmrec.config import RunConfig, from_dict
+    from llmrec.train.run import run
+
+    path = first_users(RETAILROCKET / "interactions_long.csv.gz", tmp_path / "interactions_long.csv.gz", 150)
+    cfg = from_dict(RunConfig, {
+        "data": {"source": "retailrocket-cml", "path": str(path), "cache_dir": str(tmp_path / "cache")},
+        "backbone": {"name": "sasrec", "hidden": 8, "n_layers": 1, "n_heads": 1, "inner": 16, "behaviors": True},
+        "train": {"epochs": 1, "batch_size": 32, "out_dir": str(tmp_path / "run"), "progress": False},
+        "eval": {"ks": [10]}})
+    out = run(cfg)
+    assert out["caveats"] and out["protocol"].startswith("the release's own split")
+    assert out["test"]["hr@10"] >= 0 and len(np.load(tmp_path / "run" / "test_per_user.npz")["users"]) == 150
+    text = (tmp_path / "run" / "results.md").read_text()
+    assert "Caveats: RetailRocket (CML/KHGT release): test = the release's one held-out buy per user" in text
