@@ -40,6 +40,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--variants", nargs="+", help="only these variants of the config (default: all)")
     ap.add_argument("--batches", type=int, default=0,
                     help="time slices of this many batches instead of whole epochs (0: whole epochs)")
     args = ap.parse_args()
@@ -59,7 +60,7 @@ def main() -> None:
     from llmrec.train.trainer import Trainer
 
     torch.set_num_threads(args.threads)
-    ab = load_ablation(args.config, [])
+    ab = load_ablation(args.config, [], variants=args.variants)
     cells = [(f"{b}" + (f" / {v}" if len(ab["variants"]) > 1 else ""), b, v)
              for b in ab["backbones"] for v in ab["variants"]]
     for spec in args.add:
