@@ -50,7 +50,7 @@ from torch import nn
 
 from llmrec.backbones.base import Backbone
 from llmrec.backbones.blade_aug import AUGMENTATIONS, augment_view, nt_xent
-from llmrec.backbones.layers import SelfAttention, TransformerBlock, causal_mask, init_weights, to_bits
+from llmrec.backbones.layers import SelfAttention, TransformerBlock, causal_mask, init_weights, item_softmax_ce, to_bits
 
 
 @dataclass(kw_only=True)
@@ -81,6 +81,11 @@ class BLADEConfig:
     """Experts of the behaviour-guided MoE (1 = a plain feed-forward layer)."""
     richness_weight: bool = True
     """Weight each position's loss by the share of behaviours in its target set."""
+    loss: Literal["ce", "sampled_ce"] = "ce"
+    """ce: full softmax over items; sampled_ce: the target against ``n_negatives`` uniform items
+    shared by the batch (log-corrected; for large catalogues), as in SASRec."""
+    n_negatives: int = 256
+    """Items per batch for sampled_ce."""
     augmentations: list[str] = field(default_factory=lambda: list(AUGMENTATIONS))
     """Behaviour-level augmentations for the contrastive views: cooccurrence, masking, flipping."""
     aug_ratio: float = 0.3
@@ -276,9 +281,8 @@ class BLADE(Backbone):
         items, targets = batch["items"], batch["targets"]
         hidden = self.read(self.fused(items, batch["behaviors"]), items, batch["target_behaviors"])
         valid = targets != 0
-        logits = hidden[valid] @ self.item_emb.weight.T  # (T, N+1)
-        logits[:, 0] = float("-inf")
-        ce = F.cross_entropy(logits, targets[valid], reduction="none")  # (T,)
+        k = self.config.n_negatives if self.config.loss == "sampled_ce" else 0
+        ce = item_softmax_ce(hidden[valid], self.item_emb.weight, targets[valid], k)  # (T,)
         if self.config.richness_weight:
             w = to_bits(batch["target_behaviors"][valid], self.config.n_behaviors).sum(-1).float()
             w = w / self.config.n_behaviors

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from llmrec.backbones.base import Backbone
-from llmrec.backbones.layers import TransformerBlock, causal_mask, init_weights, to_bits
+from llmrec.backbones.layers import TransformerBlock, causal_mask, init_weights, item_softmax_ce, to_bits
 
 
 @dataclass(kw_only=True)
@@ -45,10 +45,12 @@ class SASRecConfig:
     """Feed-forward width."""
     dropout: float = 0.2
     """Dropout on embeddings, attention and block outputs."""
-    loss: Literal["ce", "bce"] = "ce"
-    """ce: full softmax over items at every position; bce: sampled negatives."""
+    loss: Literal["ce", "sampled_ce", "bce"] = "ce"
+    """ce: full softmax over items at every position; sampled_ce: softmax over the target and
+    ``n_negatives`` uniform items shared by the batch (log-corrected; for large catalogues);
+    bce: binary loss against sampled negatives."""
     n_negatives: int = 1
-    """Negatives per position for the bce loss."""
+    """Negatives per position for bce; items per batch for sampled_ce (e.g. 256)."""
     behaviors: bool = False
     """Add a behaviour-set embedding (sum over the step's behaviours) to each input item."""
     n_behaviors: int = 0
@@ -114,10 +116,9 @@ class SASRec(Backbone):
         valid = targets != 0
         h = hidden[valid]  # (T, D)
         t = targets[valid]  # (T,)
-        if self.config.loss == "ce":
-            logits = h @ self.item_emb.weight.T  # (T, N+1)
-            logits[:, 0] = float("-inf")
-            return F.cross_entropy(logits, t)
+        if self.config.loss in ("ce", "sampled_ce"):
+            k = self.config.n_negatives if self.config.loss == "sampled_ce" else 0
+            return item_softmax_ce(h, self.item_emb.weight, t, k).mean()
         neg = torch.randint(1, self.config.n_items + 1, (t.size(0), self.config.n_negatives),
                             device=t.device)  # (T, K)
         pos_logit = (h * self.item_emb(t)).sum(-1)  # (T,)

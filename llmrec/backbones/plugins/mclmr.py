@@ -93,6 +93,10 @@ class MCLMR(Backbone):
                              f"{type(base).__name__} has none (supported: sasrec, mf)")
         if c.n_items <= 0 or c.n_users <= 0:
             raise ValueError("MCLMRConfig.n_items and n_users must be set from the data")
+        if getattr(base.config, "loss", "ce") not in ("ce",):
+            # the plug-in computes its own full-softmax loss over the base's states
+            raise ValueError(f"the mclmr plug-in trains its own full softmax; its base's loss must be ce, "
+                             f"got {base.config.loss!r}")
         if c.aggregation and c.n_behaviors < 2:
             raise ValueError("mclmr aggregation needs auxiliary behaviours (n_behaviors >= 2; enable "
                              "data.derive_behaviors or set plugins.mclmr.aggregation=false)")
