@@ -89,13 +89,29 @@ def item_softmax_ce(h: torch.Tensor, items: torch.Tensor, targets: torch.Tensor,
     masked. Costs T x K instead of T x N: what makes training on 30k-item catalogues fit a CPU.
     """
     n = items.size(0) - 1
-    if n_sampled <= 0 or n_sampled >= n:
+    if not sampling(n_sampled, n):
         logits = h @ items.T  # (T, N+1)
         logits[:, 0] = float("-inf")
         return F.cross_entropy(logits, targets, reduction="none")
-    neg = torch.randint(1, n + 1, (n_sampled,), device=h.device)  # (K,)
-    pos = (h * items[targets]).sum(-1, keepdim=True)  # (T, 1)
-    other = h @ items[neg].T + math.log(n / n_sampled)  # (T, K)
+    neg = draw_negatives(n, n_sampled, h.device)
+    return sampled_ce((h * items[targets]).sum(-1), h @ items[neg].T, targets, neg, n)
+
+
+def sampling(n_sampled: int, n_items: int) -> bool:
+    """Whether a sampled softmax applies (K >= N samples nothing away: use the full one)."""
+    return 0 < n_sampled < n_items
+
+
+def draw_negatives(n_items: int, n_sampled: int, device) -> torch.Tensor:
+    """(K,) uniform item ids in 1..N, with replacement, shared by the batch."""
+    return torch.randint(1, n_items + 1, (n_sampled,), device=device)
+
+
+def sampled_ce(pos: torch.Tensor, neg_logits: torch.Tensor, targets: torch.Tensor, neg: torch.Tensor,
+               n_items: int) -> torch.Tensor:
+    """Per-row CE of the target logit ``pos`` (T,) against ``neg_logits`` (T, K) of the uniform draws
+    ``neg`` (K,): each negative corrected by log(N / K), a draw equal to the row's target masked."""
+    other = neg_logits + math.log(n_items / len(neg))
     other = other.masked_fill(neg.unsqueeze(0) == targets.unsqueeze(1), float("-inf"))
-    logits = torch.cat([pos, other], dim=1)
+    logits = torch.cat([pos.unsqueeze(1), other], dim=1)
     return F.cross_entropy(logits, torch.zeros_like(targets), reduction="none")

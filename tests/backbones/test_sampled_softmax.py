@@ -56,3 +56,31 @@ def test_mclmr_refuses_a_sampled_base():
         build_backbone({"name": "sasrec", "hidden": 16, "n_layers": 1, "n_heads": 2, "inner": 32,
                         "loss": "sampled_ce", "plugins": {"mclmr": {}}},
                        n_items=N_ITEMS, n_users=N_USERS, max_len=L, n_behaviors=3, n_scenes=4)
+
+
+@pytest.mark.parametrize("base", ["sasrec", "mf"])
+def test_mclmr_sampled_logits_are_the_full_logits_at_those_items(base):
+    from llmrec.backbones.layers import draw_negatives
+
+    section = {"name": base, "hidden": 16, "plugins": {"mclmr": {"n_sampled": 6}},
+               **({"n_layers": 1, "n_heads": 2, "inner": 32, "dropout": 0.0} if base == "sasrec" else {})}
+    torch.manual_seed(0)
+    model = build_backbone(section, n_items=N_ITEMS, n_users=N_USERS, max_len=L, n_behaviors=3, n_scenes=4)
+    with torch.no_grad():  # non-trivial popularity and conformity, so the backdoor term is checked too
+        model.log_pop.copy_(torch.rand(N_ITEMS + 1))
+        model.conformity.copy_(torch.tensor([0.3, -0.2, 0.5]))
+        model.user_stratum.copy_(torch.arange(N_USERS) % 3)
+    batch = tiny_batch()
+    valid = batch["targets"] != 0
+    h = model.base.train_states(batch)[valid]
+    t, users = batch["targets"][valid], batch["users"][valid.nonzero()[:, 0]]
+    neg = draw_negatives(N_ITEMS, 6, h.device)
+    pos, other, w_t, _ = model.sampled_logits(h, t, users, neg)
+    full, w, _ = model._deconfounded(h)
+    full = full + model.confounder_term(users)
+    assert torch.allclose(pos, full.gather(1, t.unsqueeze(1)).squeeze(1), atol=1e-5)
+    assert torch.allclose(other, full[:, neg], atol=1e-5)
+    assert torch.allclose(w_t, w[:, torch.arange(len(t)), t], atol=1e-6)
+    loss = model.loss(batch)
+    loss.backward()
+    assert torch.isfinite(loss) and model.experts.grad.abs().sum() > 0

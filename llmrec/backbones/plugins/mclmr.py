@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from llmrec.backbones.base import Backbone
-from llmrec.backbones.layers import to_bits
+from llmrec.backbones.layers import draw_negatives, sampled_ce, sampling, to_bits
 
 
 @dataclass(kw_only=True)
@@ -74,6 +74,10 @@ class MCLMRConfig:
     """tau of the contrastive InfoNCE."""
     cl_anchors: int = 256
     """At most this many anchor pairs per batch for the contrastive loss."""
+    n_sampled: int = 0
+    """0: every training loss is a full softmax over the items; K > 0: a sampled softmax against
+    K uniform items shared by the batch (log(N/K)-corrected, as SASRec's ``sampled_ce``), for the
+    main and the auxiliary losses alike. Ranking always scores every item."""
 
 
 def quantile_strata(counts: np.ndarray, n: int) -> np.ndarray:
@@ -94,9 +98,9 @@ class MCLMR(Backbone):
         if c.n_items <= 0 or c.n_users <= 0:
             raise ValueError("MCLMRConfig.n_items and n_users must be set from the data")
         if getattr(base.config, "loss", "ce") not in ("ce",):
-            # the plug-in computes its own full-softmax loss over the base's states
-            raise ValueError(f"the mclmr plug-in trains its own full softmax; its base's loss must be ce, "
-                             f"got {base.config.loss!r}")
+            # the plug-in computes its own loss over the base's states: its sampling is n_sampled
+            raise ValueError(f"the mclmr plug-in trains its own softmax (plugins.mclmr.n_sampled samples it); "
+                             f"its base's loss must be ce, got {base.config.loss!r}")
         if c.aggregation and c.n_behaviors < 2:
             raise ValueError("mclmr aggregation needs auxiliary behaviours (n_behaviors >= 2; enable "
                              "data.derive_behaviors or set plugins.mclmr.aggregation=false)")
@@ -201,6 +205,8 @@ class MCLMR(Backbone):
         sets = to_bits(batch["target_behaviors"][valid], max(c.n_behaviors, 1))  # (T, nb)
         target_bit = to_bits(batch["target_behavior"][:1], max(c.n_behaviors, 1))[0]  # (nb,)
         on_target = (sets & target_bit).any(-1)  # (T,)
+        if sampling(c.n_sampled, c.n_items):
+            return self._sampled_loss(h, t, batch["users"][rows], sets, target_bit, on_target), states[:, -1]
         logits, w, hk = self._deconfounded(h)
         conf = self.confounder_term(batch["users"][rows]) if c.backdoor else 0.0
         full = logits + conf
@@ -217,13 +223,66 @@ class MCLMR(Backbone):
                         aux = hk[has, k] @ items.T + (conf[has] if c.backdoor else 0.0)
                         aux[:, 0] = float("-inf")
                         loss = loss + c.aux_weight * F.cross_entropy(aux, t[has])
+        loss = self._contrastive_term(loss, h, hk, t, sets, target_bit, on_target)
+        self._n += 1
+        return loss, states[:, -1]
+
+    def sampled_logits(self, h: torch.Tensor, t: torch.Tensor, users: torch.Tensor, neg: torch.Tensor):
+        """The training logits of the full path at the target (T,) and at the draws ``neg`` (T, K),
+        without scoring every item; also the router weights at the targets (K_aux, T) and the
+        expert states (T, K_aux, D)."""
+        c = self.config
+        items = self.item_embeddings()
+        e_t, e_n = items[t], items[neg]  # (T, D), (K, D)
+        pos, other = (h * e_t).sum(-1), h @ e_n.T  # (T,), (T, K)
+        w_t, hk = None, None
+        if c.aggregation:
+            agg, _, hk = self._aggregate(h, e_n)  # (T, K)
+            w_t = (self.route_user(h) + self.route_item(e_t)).softmax(-1)  # (T, K_aux)
+            pos = pos + (w_t * torch.einsum("tkd,td->tk", hk, e_t)).sum(-1)
+            other = other + agg
+            w_t = w_t.T
+        if c.backdoor:
+            conf = self.conformity[self.user_stratum[users]]  # (T,)
+            pos = pos + conf * self.log_pop[t]
+            other = other + conf.unsqueeze(1) * self.log_pop[neg].unsqueeze(0)
+        return pos, other, w_t, hk
+
+    def _sampled_loss(self, h, t, users, sets, target_bit, on_target) -> torch.Tensor:
+        c = self.config
+        neg = draw_negatives(c.n_items, c.n_sampled, h.device)
+        pos, other, w_t, hk = self.sampled_logits(h, t, users, neg)
+        ce = sampled_ce(pos, other, t, neg, c.n_items)
+        loss = ce[on_target].mean() if on_target.any() else ce.sum() * 0.0
+        if c.aggregation:
+            items = self.item_embeddings()
+            aux_idx = (~target_bit).nonzero().squeeze(-1)
+            self._log("router", w_t.detach().mean(1))
+            conf = self.conformity[self.user_stratum[users]] if c.backdoor else None
+            if c.aux_weight > 0:
+                for k, bit in enumerate(aux_idx.tolist()):
+                    has = sets[:, bit]
+                    if has.any():
+                        a_pos = (hk[has, k] * items[t[has]]).sum(-1)
+                        a_neg = hk[has, k] @ items[neg].T
+                        if conf is not None:
+                            a_pos = a_pos + conf[has] * self.log_pop[t[has]]
+                            a_neg = a_neg + conf[has].unsqueeze(1) * self.log_pop[neg].unsqueeze(0)
+                        loss = loss + c.aux_weight * sampled_ce(a_pos, a_neg, t[has], neg, c.n_items).mean()
+        loss = self._contrastive_term(loss, h, hk, t, sets, target_bit, on_target)
+        self._n += 1
+        return loss
+
+    def _contrastive_term(self, loss, h, hk, t, sets, target_bit, on_target) -> torch.Tensor:
+        c = self.config
+        if c.aggregation:
+            aux_idx = (~target_bit).nonzero().squeeze(-1)
             if c.cl_weight > 0:
                 cl = self.contrastive(h, hk, t, sets[:, aux_idx] & on_target.unsqueeze(1))
                 if cl is not None:
                     loss = loss + c.cl_weight * cl
                     self._log("cl", cl.detach().view(1))
-        self._n += 1
-        return loss, states[:, -1]
+        return loss
 
     def contrastive(self, h: torch.Tensor, hk: torch.Tensor, t: torch.Tensor,
                     pairs: torch.Tensor) -> torch.Tensor | None:
