@@ -9,6 +9,8 @@ trains on all training interactions but one per user.)
 Two losses:
 
 * ``ce`` (default): softmax cross-entropy of each positive over all items (full-softmax MF).
+* ``sampled_ce``: the softmax against ``n_negatives`` uniform items shared by the batch,
+  log(N/K)-corrected (as SASRec's), so MF and its plug-ins can share one loss family.
 * ``bpr``: Bayesian personalised ranking (Rendle et al., UAI 2009) against ``n_negatives``
   uniformly sampled items per positive.
 
@@ -25,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from llmrec.backbones.base import Backbone
+from llmrec.backbones.layers import draw_negatives, item_softmax_ce, sampled_ce, sampling
 
 
 @dataclass(kw_only=True)
@@ -35,10 +38,11 @@ class MFConfig:
     """Number of users (filled from the data)."""
     hidden: int = 64
     """Embedding width."""
-    loss: Literal["ce", "bpr"] = "ce"
-    """ce: full softmax over items; bpr: pairwise against sampled negatives."""
+    loss: Literal["ce", "sampled_ce", "bpr"] = "ce"
+    """ce: full softmax over items; sampled_ce: against ``n_negatives`` uniform items shared by the
+    batch (log-corrected, as SASRec's); bpr: pairwise against sampled negatives."""
     n_negatives: int = 1
-    """Negatives per positive for the bpr loss."""
+    """Negatives per positive for bpr; items per batch for sampled_ce."""
     init_std: float = 0.1
     """Std of the normal initialisation of both embedding tables."""
 
@@ -82,6 +86,13 @@ class MF(Backbone):
             logp = logits.log_softmax(-1).gather(1, targets)  # (B, L)
             return -logp[valid].mean(), user
         rows = valid.nonzero()[:, 0]
+        if self.config.loss == "sampled_ce":
+            n, t = self.config.n_items, targets[valid]
+            if not sampling(self.config.n_negatives, n):
+                return item_softmax_ce(user[rows], self.item_emb.weight, t).mean(), user
+            neg = draw_negatives(n, self.config.n_negatives, user.device)
+            pos = (user[rows] * self.item_emb(t)).sum(-1)
+            return sampled_ce(pos, (user @ self.item_emb.weight[neg].T)[rows], t, neg, n).mean(), user
         u, pos = user[rows], self.item_emb(targets[valid])  # (T, D)
         neg = torch.randint(1, self.config.n_items + 1, (len(rows), self.config.n_negatives), device=u.device)
         diff = (u * pos).sum(-1, keepdim=True) - torch.einsum("td,tkd->tk", u, self.item_emb(neg))

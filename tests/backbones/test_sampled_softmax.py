@@ -38,10 +38,10 @@ def test_sampled_logits_by_hand():
         assert got[r].item() == pytest.approx(float(-(logits[0] - logits.logsumexp(0))), rel=1e-5)
 
 
-@pytest.mark.parametrize("name", ["sasrec", "blade"])
+@pytest.mark.parametrize("name", ["sasrec", "blade", "mf"])
 def test_backbones_train_with_the_sampled_loss(name):
-    section = {"name": name, "hidden": 16, "n_layers": 1, "n_heads": 2, "inner": 32, "dropout": 0.0,
-               "loss": "sampled_ce", "n_negatives": 8}
+    section = {"name": name, "hidden": 16, "loss": "sampled_ce", "n_negatives": 8,
+               **({} if name == "mf" else {"n_layers": 1, "n_heads": 2, "inner": 32, "dropout": 0.0})}
     if name == "blade":
         section["cl_weight"] = 0.0
     torch.manual_seed(0)
@@ -51,11 +51,13 @@ def test_backbones_train_with_the_sampled_loss(name):
     assert torch.isfinite(loss) and model.item_emb.weight.grad.abs().sum() > 0
 
 
-def test_mclmr_refuses_a_sampled_base():
-    with pytest.raises(ValueError, match="base's loss must be ce, got 'sampled_ce'"):
-        build_backbone({"name": "sasrec", "hidden": 16, "n_layers": 1, "n_heads": 2, "inner": 32,
-                        "loss": "sampled_ce", "plugins": {"mclmr": {}}},
-                       n_items=N_ITEMS, n_users=N_USERS, max_len=L, n_behaviors=3, n_scenes=4)
+def test_mclmr_samples_as_its_base_and_refuses_a_pairwise_base():
+    kw = dict(n_items=N_ITEMS, n_users=N_USERS, max_len=L, n_behaviors=3, n_scenes=4)
+    model = build_backbone({"name": "mf", "hidden": 8, "loss": "sampled_ce", "n_negatives": 5,
+                            "plugins": {"mclmr": {}}}, **kw)
+    assert model.config.n_sampled == 5
+    with pytest.raises(ValueError, match="base's loss must be ce or sampled_ce, got 'bpr'"):
+        build_backbone({"name": "mf", "hidden": 8, "loss": "bpr", "plugins": {"mclmr": {}}}, **kw)
 
 
 @pytest.mark.parametrize("base", ["sasrec", "mf"])

@@ -75,7 +75,8 @@ class MCLMRConfig:
     cl_anchors: int = 256
     """At most this many anchor pairs per batch for the contrastive loss."""
     n_sampled: int = 0
-    """0: every training loss is a full softmax over the items; K > 0: a sampled softmax against
+    """0: every training loss is a full softmax over the items (or sampled as the base's when its
+    loss is sampled_ce: its n_negatives); K > 0: a sampled softmax against
     K uniform items shared by the batch (log(N/K)-corrected, as SASRec's ``sampled_ce``), for the
     main and the auxiliary losses alike. Ranking always scores every item."""
 
@@ -97,10 +98,12 @@ class MCLMR(Backbone):
                              f"{type(base).__name__} has none (supported: sasrec, mf)")
         if c.n_items <= 0 or c.n_users <= 0:
             raise ValueError("MCLMRConfig.n_items and n_users must be set from the data")
-        if getattr(base.config, "loss", "ce") not in ("ce",):
-            # the plug-in computes its own loss over the base's states: its sampling is n_sampled
-            raise ValueError(f"the mclmr plug-in trains its own softmax (plugins.mclmr.n_sampled samples it); "
-                             f"its base's loss must be ce, got {base.config.loss!r}")
+        base_loss = getattr(base.config, "loss", "ce")
+        if base_loss == "sampled_ce" and c.n_sampled == 0:
+            c.n_sampled = base.config.n_negatives  # the plug-in's own loss samples as its base's would
+        elif base_loss not in ("ce", "sampled_ce"):
+            raise ValueError(f"the mclmr plug-in trains its own softmax loss (full, or sampled with "
+                             f"plugins.mclmr.n_sampled); its base's loss must be ce or sampled_ce, got {base_loss!r}")
         if c.aggregation and c.n_behaviors < 2:
             raise ValueError("mclmr aggregation needs auxiliary behaviours (n_behaviors >= 2; enable "
                              "data.derive_behaviors or set plugins.mclmr.aggregation=false)")
