@@ -22,7 +22,7 @@ from llmrec.config import DataConfig, to_dict
 from llmrec.data.schema import RawData
 from llmrec.errors import ConfigError, DataError
 
-FORMAT_VERSION = 2  # 2: the release split
+FORMAT_VERSION = 3  # 2: the release split; 3: its valid row stays in time order
 TRAIN, VALID, TEST = 0, 1, 2
 PAD = "[PAD]"
 
@@ -166,8 +166,11 @@ def pick_valid(inter: pd.DataFrame, target_bit: int, how: str, seed: int,
     """Release split: one training target event of each user becomes valid (a user whose only
     training target event it is keeps their other behaviours for training).
 
-    The valid row moves behind the user's remaining training rows (stable re-sort), so a valid
-    example's input is every training row and a test example's input adds the valid row. With
+    The valid row keeps its place in time: a valid example's input is the rows before it (later
+    training rows still train the model), a test example's input is every row before the test row,
+    in time order. (Moving valid behind the training rows instead made every test input end with the
+    previous buy, a far easier next-buy cue than valid ever had: SASRec's test HR@10 was 2.7x its
+    valid HR@10 on RetailRocket.) With
     ``whole_pairs`` (the release removed every training row of a test pair) the valid pair's other
     training rows go too, so valid is built like test (else a view of the valid item, kept in
     the input, makes valid far easier than test).
@@ -187,7 +190,7 @@ def pick_valid(inter: pd.DataFrame, target_bit: int, how: str, seed: int,
         text += f" training {{target}} of each user (its pair's other training rows, {removed:,}, removed as the release did for test)"
     else:
         text += " training {target} of each user"
-    return inter.sort_values(["u", "_split"], kind="stable"), text
+    return inter, text
 
 
 def prepare_raw(raw: RawData, cfg: DataConfig) -> Prepared:

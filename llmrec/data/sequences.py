@@ -6,7 +6,8 @@ no overlap). Each window gives inputs ``w[:-1]`` and next-item targets ``w[1:]``
 0; a target whose input is padding is ignored (0).
 
 Evaluation builds one example per user that has targets in the split: the input is the last
-``max_len`` interactions before the split (train for valid; train + valid for test), the history
+``max_len`` interactions before the split (train for valid; train + valid for test; under a release
+split only the rows placed before the held-out row, since its valid row keeps its place in time), the history
 mask is every item of those interactions that holds the target behaviour (on single-behaviour data:
 every item), and the targets are the user's items in the split.
 """
@@ -108,6 +109,8 @@ class EvalExamples:
     def build(cls, data: Prepared, split: int, max_len: int) -> "EvalExamples":
         columns = {"item": data.item, "behaviors": data.behaviors, "scene": data.scene}
         bit = 1 << data.behavior_vocab.index(data.target_behavior)
+        # release splits keep a valid row at its place in time, with later training rows after it
+        positional = (data.meta.get("config") or {}).get("split") == "release"
         users, inputs = [], {f: [] for f in FIELDS}
         h_ptr, h_idx, t_ptr, t_idx, t_scene = [0], [], [0], [], []
         for u in range(data.n_users):
@@ -117,6 +120,8 @@ class EvalExamples:
             if not len(target_rows):
                 continue
             before = np.flatnonzero(labels < split) + sl.start
+            if positional:  # only what happened before the held-out event, never later rows
+                before = before[before < target_rows[0]]
             if not len(before):
                 continue
             users.append(u)

@@ -79,7 +79,6 @@ def test_retailrocket_slice_puts_held_out_rows_last_and_masks_only_bought_items(
         train_ts = ts[split == TRAIN]
         assert (np.diff(train_ts) >= 0).all()  # training rows stay chronological
         if (split == VALID).any():
-            assert split[-2] == VALID
             bought = ts[(split == TRAIN) & ((beh & buy) > 0)]
             # valid = the LAST training buy: no remaining training buy is later than it
             assert not len(bought) or bought.max() <= ts[split == VALID][0]
@@ -103,7 +102,7 @@ def test_taobao_drops_held_out_views_and_carts_and_picks_a_seeded_valid_buy(tmp_
     assert len(a.item) == len(raw.inter) - held_out_other
     assert "no order" in a.meta["caveats"][0]
     assert "seeded random" in a.meta["split_protocol"]
-    valid = lambda d: d.item[d.split == VALID]  # noqa: E731  (the valid row always sits second last)
+    valid = lambda d: d.item[d.split == VALID]  # noqa: E731
     assert np.array_equal(valid(a), valid(b)) and not np.array_equal(valid(a), valid(c))
     assert (a.behaviors[a.split != TRAIN] == 4).all()  # bit 2 = buy
     assert ((a.split == TEST).sum(), (a.split == VALID).sum()) == (200, 200)
@@ -146,10 +145,10 @@ def test_release_split_rules_on_a_hand_made_log(tmp_path):
     data = prep("retailrocket-cml", f, tmp_path)
     a = data.user_vocab.index("a")
     names = [data.item_vocab[i] for i in data.item[data.rows(a)]]
-    # train in time order, then valid (last buy w; w's view removed like a test pair's), then test
-    assert names == ["x", "y", "z", "w", "q"]
+    # time order with valid (the last buy, w) in place; w's view removed like a test pair's; test last
+    assert names == ["x", "y", "w", "z", "q"]
     assert "other training rows, 1, removed" in data.meta["split_protocol"]
-    assert list(data.split[data.rows(a)]) == [TRAIN, TRAIN, TRAIN, VALID, TEST]
+    assert list(data.split[data.rows(a)]) == [TRAIN, TRAIN, VALID, TRAIN, TEST]
     assert "1 held-out rows of other behaviours dropped" in data.meta["split_protocol"].replace(",", "")
     b = data.user_vocab.index("b")
     assert list(data.split[data.rows(b)]) == [TRAIN, TEST]  # no training buy, so no valid
@@ -157,6 +156,11 @@ def test_release_split_rules_on_a_hand_made_log(tmp_path):
     e = list(ex.users).index(a)
     hist = {data.item_vocab[i] for i in ex.history[1][ex.history[0][e]:ex.history[0][e + 1]]}
     assert hist == {"y", "w"}  # bought items only; viewed x, z stay rankable
+    assert [data.item_vocab[i] for i in ex.inputs["item"][e] if i] == ["x", "y", "w", "z"]
+    va = EvalExamples.build(data, VALID, max_len=5)
+    e = list(va.users).index(a)
+    # valid sees only what came before the valid buy: not z, which happened later
+    assert [data.item_vocab[i] for i in va.inputs["item"][e] if i] == ["x", "y"]
     assert "leave-one-out" in prep("retailrocket-cml", f, tmp_path, split="loo").meta["split_protocol"]
     g = write(tmp_path / "interactions.csv", "user_id,item_id,timestamp,seq_pos\n1,100,5,0\n1,101,6,1\n")
     with pytest.raises(ConfigError, match="carries no split"):
