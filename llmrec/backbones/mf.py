@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from llmrec.backbones.base import Backbone
-from llmrec.backbones.layers import draw_negatives, item_softmax_ce, sampled_ce, sampling
+from llmrec.backbones.layers import draw_negatives, sampled_ce, sampling
 
 
 @dataclass(kw_only=True)
@@ -80,16 +80,15 @@ class MF(Backbone):
         user = self.encode(batch)  # (B, D)
         targets = batch["targets"]  # (B, L)
         valid = targets != 0
-        if self.config.loss == "ce":
+        sampled = self.config.loss == "sampled_ce" and sampling(self.config.n_negatives, self.config.n_items)
+        if self.config.loss == "ce" or (self.config.loss == "sampled_ce" and not sampled):
             logits = user @ self.item_emb.weight.T  # (B, N+1): one row serves all of a user's targets
             logits[:, 0] = float("-inf")
             logp = logits.log_softmax(-1).gather(1, targets)  # (B, L)
             return -logp[valid].mean(), user
         rows = valid.nonzero()[:, 0]
-        if self.config.loss == "sampled_ce":
+        if sampled:  # one (B, K) product per user row, shared by all of the row's targets
             n, t = self.config.n_items, targets[valid]
-            if not sampling(self.config.n_negatives, n):
-                return item_softmax_ce(user[rows], self.item_emb.weight, t).mean(), user
             neg = draw_negatives(n, self.config.n_negatives, user.device)
             pos = (user[rows] * self.item_emb(t)).sum(-1)
             return sampled_ce(pos, (user @ self.item_emb.weight[neg].T)[rows], t, neg, n).mean(), user

@@ -56,7 +56,9 @@ def _split_column(frame: pd.DataFrame, path: Path, cfg: DataConfig, bad: BadRows
     return frame.assign(split=value).reset_index(drop=True)
 
 
-def _long(cfg: DataConfig, bad: BadRows, *, timestamps: bool) -> tuple[pd.DataFrame, np.ndarray, list[str], Path]:
+def _long(cfg: DataConfig, bad: BadRows, *, name: str, timestamps: bool, caveats: list[str],
+          pairs_held_out_whole: bool = False) -> RawData:
+    """``interactions_long.csv.gz`` (user,item,behavior[,timestamp],split) of a multi-behaviour release."""
     path = _file(cfg, "interactions_long.csv.gz")
     cols = ["user", "item", "behavior"] + (["timestamp"] if timestamps else []) + ["split"]
     frame = read_delimited(path, required=cols, on_bad_rows=cfg.on_bad_rows, bad=bad)
@@ -67,39 +69,33 @@ def _long(cfg: DataConfig, bad: BadRows, *, timestamps: bool) -> tuple[pd.DataFr
     masks = behavior_masks(frame["behavior"], frame[LINE], vocab, path=path, column="behavior",
                            on_bad_rows=cfg.on_bad_rows, bad=bad)
     frame, masks = keep_known(frame, masks)
-    return frame, masks, vocab, path
+    ts = None
+    if timestamps:
+        ts = frame["timestamp"].to_numpy(dtype=float)
+        ts[(frame["split"] == "test").to_numpy()] = np.nan  # test rows have no time (-1): placed last
+    inter = canonical_frame(len(frame), user=frame["user"].to_numpy(), item=frame["item"].to_numpy(),
+                            timestamp=ts, behaviors=masks)
+    return RawData(name=cfg.name or name, inter=inter, behavior_vocab=vocab, target_behavior="buy",
+                   sources=[str(path)], split=frame["split"].to_numpy(dtype=object), caveats=caveats,
+                   pairs_held_out_whole=pairs_held_out_whole)
 
 
 def load_retailrocket_cml(cfg: DataConfig, bad: BadRows) -> RawData:
-    frame, masks, vocab, path = _long(cfg, bad, timestamps=True)
-    ts = frame["timestamp"].to_numpy(dtype=float)
-    test = (frame["split"] == "test").to_numpy()
-    ts[test] = np.nan  # the release gives test rows no time (-1); they are placed after training
-    inter = canonical_frame(len(frame), user=frame["user"].to_numpy(), item=frame["item"].to_numpy(),
-                            timestamp=ts, behaviors=masks)
-    caveats = [
+    return _long(cfg, bad, name="retailrocket", timestamps=True, pairs_held_out_whole=True, caveats=[
         "RetailRocket (CML/KHGT release): test = the release's one held-out buy per user (no timestamp; "
         "placed after the user's training events)",
         "one timestamp per (user, item, behaviour), occurrence kept upstream undocumented "
         "(in 19% of pairs the kept view is later than the buy)",
-    ]
-    return RawData(name=cfg.name or "retailrocket", inter=inter, behavior_vocab=vocab, target_behavior="buy",
-                   sources=[str(path)], split=frame["split"].to_numpy(dtype=object), caveats=caveats,
-                   pairs_held_out_whole=True)
+    ])
 
 
 def load_taobao_mbcgcn(cfg: DataConfig, bad: BadRows) -> RawData:
-    frame, masks, vocab, path = _long(cfg, bad, timestamps=False)
-    inter = canonical_frame(len(frame), user=frame["user"].to_numpy(), item=frame["item"].to_numpy(),
-                            behaviors=masks)
-    caveats = [
+    return _long(cfg, bad, name="taobao", timestamps=False, caveats=[
         "Taobao (MB-CGCN/MuLe release): no timestamps and no order (view rows rebuilt from the "
         "release's adjacency, sorted by item id); a sequence order here is the file order, not time",
         "test = the release's held-out buy per user; its held-out view/cart rows are dropped, "
         "never used as training data",
-    ]
-    return RawData(name=cfg.name or "taobao", inter=inter, behavior_vocab=vocab, target_behavior="buy",
-                   sources=[str(path)], split=frame["split"].to_numpy(dtype=object), caveats=caveats)
+    ])
 
 
 def load_alibaba_ecomm(cfg: DataConfig, bad: BadRows) -> RawData:
