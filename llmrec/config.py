@@ -128,6 +128,9 @@ class EvalConfig:
     """Users scored per batch; bounds memory at batch_size x n_items scores."""
     seed: int = 0
     """Seed of the negative sampler (sampled mode)."""
+    test: bool = True
+    """False: stop after validation (for choosing hyperparameters on valid); no test metric is
+    computed and results.json says so. Ablations need the test metrics and refuse it."""
 
 
 @dataclass(kw_only=True)

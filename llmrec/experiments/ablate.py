@@ -5,6 +5,7 @@ An ablation config is a run config (data, train, eval, semantic) plus keys of it
     backbones:                      # label -> backbone section; `name` defaults to the label
       sasrec: {n_layers: 2}
       sasrec+beh: {name: sasrec, behaviors: true}
+      mf: {hidden: 64, train: {lr: 0.01}}   # `train` here overrides the run's train keys for this backbone
     seeds: [0, 1, 2]
     variants: [plain, esim]         # built-in: plain (semantic off), esim (both terms), align, predict
     variants:                       # or named overrides of the run config (dotted keys)
@@ -79,6 +80,12 @@ def load_ablation(path: str | Path | None, overrides: list[str], *, backbones: l
                           "(an `llmrec interests extract` folder)")
     if baseline is not None and baseline not in sections:
         raise ConfigError(f"baseline {baseline!r} is not one of the backbones {list(sections)}")
+    if (values.get("eval") or {}).get("test") is False:
+        raise ConfigError(f"{path}: eval.test=false: an ablation reports test metrics; choose settings "
+                          "with `llmrec train ... eval.test=false` runs instead")
+    for label, section in sections.items():
+        if section and "train" in section and not isinstance(section["train"], dict):
+            raise ConfigError(f"{path}: backbones.{label}.train must map train keys to values (e.g. lr: 0.01)")
     pairs = values.pop("pairs", None) or []
     for pair in pairs:
         if not (isinstance(pair, list) and len(pair) == 2):
@@ -100,7 +107,9 @@ def run_config(ab: dict[str, Any], backbone: str, variant: str, seed: int, out: 
 
     values = copy.deepcopy(ab["base"])
     section = dict(ab["backbones"][backbone] or {})
+    own_train = section.pop("train", None) or {}  # this backbone's train settings (e.g. its own lr)
     values["backbone"] = {**section, "name": section.get("name", backbone)}
+    values.setdefault("train", {}).update(copy.deepcopy(own_train))
     if ab.get("custom"):
         for key, value in ab["custom"][variant].items():
             set_dotted(values, key, copy.deepcopy(value), what=f"variants.{variant}.{key}")

@@ -99,6 +99,8 @@ def run(cfg: RunConfig, data: Prepared | None = None) -> dict[str, Any]:
                       popularity=popularity, adapter=adapter)
     summary = trainer.fit(train, valid)
     trainer.load_best()
+    if not cfg.eval.test:
+        return _valid_only(cfg, data, summary)
     result = trainer.evaluate(test)
     from llmrec.eval.scene import next_scene_accuracy
 
@@ -155,4 +157,18 @@ def run(cfg: RunConfig, data: Prepared | None = None) -> dict[str, Any]:
         write_text(outdir / "results.md", table)
     out["per_user"] = result.per_user
     out["test_users"] = result.users
+    return out
+
+
+def _valid_only(cfg: RunConfig, data: Prepared, summary: dict[str, Any]) -> dict[str, Any]:
+    """results.json of a selection run (eval.test=false): the validation summary, no test figure."""
+    out = {"dataset": data.name, "backbone": cfg.backbone["name"],
+           "plugins": sorted(cfg.backbone.get("plugins") or {}), "test": None,
+           "test_skipped": "eval.test=false (a selection run on valid)", **summary, "config": to_dict(cfg)}
+    outdir = Path(cfg.train.out_dir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    write_text(outdir / "results.json", json.dumps(out, indent=1))
+    best = {k: v for k, v in summary.items() if k.startswith("best_valid_")}
+    write_text(outdir / "results.md", f"### {cfg.backbone['name']} on {data.name}: validation only "
+               f"(eval.test=false; no test metric computed)\n\n" + json.dumps(best) + "\n")
     return out

@@ -130,3 +130,21 @@ def test_named_variants_labelled_backbones_and_a_baseline(tiny_cfg, tmp_path):
     assert picked["pairs"] == [] and picked["baseline"] is None  # what --backbones left out is left out
     with pytest.raises(ConfigError, match="variant name 'w/o x' names a folder"):
         load_ablation(path, ["variants={w/o x: {}}"])
+
+
+def test_a_backbone_own_train_keys_and_no_valid_only_ablation(ablation_yaml):
+    values = yaml.safe_load(ablation_yaml.read_text())
+    values["backbones"]["ibim"]["train"] = {"lr": 0.01, "batch_size": 4}
+    ablation_yaml.write_text(yaml.safe_dump(values, sort_keys=False))
+    ab = load_ablation(ablation_yaml, [])
+    ibim = ablate.run_config(ab, "ibim", "plain", 0, ablation_yaml.parent)
+    sasrec = ablate.run_config(ab, "sasrec", "plain", 0, ablation_yaml.parent)
+    assert (ibim.train.lr, ibim.train.batch_size, ibim.train.epochs) == (0.01, 4, 2)
+    assert (sasrec.train.lr, sasrec.train.batch_size) == (1e-3, 8)  # the other backbone keeps the run's
+    assert "train" not in ibim.backbone
+    with pytest.raises(ConfigError, match="ablate.yaml: eval.test=false: an ablation reports test metrics"):
+        load_ablation(ablation_yaml, ["eval.test=false"])
+    values["backbones"]["ibim"]["train"] = 0.01
+    ablation_yaml.write_text(yaml.safe_dump(values, sort_keys=False))
+    with pytest.raises(ConfigError, match="backbones.ibim.train must map train keys"):
+        load_ablation(ablation_yaml, [])

@@ -74,3 +74,16 @@ def test_early_stopping(tiny_cfg, tmp_path):
     out = run(tiny_run(tiny_cfg, tmp_path / "r", lr=0.0, epochs=20, patience=2))
     # with lr 0 the validation metric never improves after the first evaluation
     assert out["epochs"] == 3 and out["best_epoch"] == 1 and out["stopped_by"] == "early stopping"
+
+
+def test_a_valid_only_run_computes_no_test_metric(tiny_cfg, tmp_path):
+    full = run(tiny_run(tiny_cfg, tmp_path / "full"))
+    cfg = tiny_run(tiny_cfg, tmp_path / "sel")
+    cfg.eval.test = False
+    sel = run(cfg)
+    assert sel["test"] is None and "eval.test=false" in sel["test_skipped"]
+    # the same training and selection as the full run, only the test evaluation is left out
+    assert sel["best_valid_ndcg@10"] == full["best_valid_ndcg@10"] and sel["best_epoch"] == full["best_epoch"]
+    saved = json.loads((tmp_path / "sel" / "results.json").read_text())
+    assert saved["test"] is None and not (tmp_path / "sel" / "test_per_user.npz").exists()
+    assert "validation only" in (tmp_path / "sel" / "results.md").read_text()
