@@ -217,15 +217,14 @@ class MCLMR(Backbone):
         loss = F.cross_entropy(full[on_target], t[on_target]) if on_target.any() else full.sum() * 0.0
         if c.aggregation:
             items = self.item_embeddings()
-            aux_idx = (~target_bit).nonzero().squeeze(-1)  # (K,) behaviour bit of each expert
             self._log("router", w[:, torch.arange(len(t)), t].detach().mean(1))  # weights at the true items
-            if c.aux_weight > 0:
-                for k, bit in enumerate(aux_idx.tolist()):
-                    has = sets[:, bit]
-                    if has.any():
-                        aux = hk[has, k] @ items.T + (conf[has] if c.backdoor else 0.0)
-                        aux[:, 0] = float("-inf")
-                        loss = loss + c.aux_weight * F.cross_entropy(aux, t[has])
+
+            def expert_ce(hs: torch.Tensor, has: torch.Tensor) -> torch.Tensor:
+                aux = hs @ items.T + (conf[has] if c.backdoor else 0.0)
+                aux[:, 0] = float("-inf")
+                return F.cross_entropy(aux, t[has])
+
+            loss = self._aux_term(loss, hk, sets, target_bit, expert_ce)
         loss = self._contrastive_term(loss, h, hk, t, sets, target_bit, on_target)
         self._n += 1
         return loss, states[:, -1]
@@ -259,21 +258,31 @@ class MCLMR(Backbone):
         loss = ce[on_target].mean() if on_target.any() else ce.sum() * 0.0
         if c.aggregation:
             items = self.item_embeddings()
-            aux_idx = (~target_bit).nonzero().squeeze(-1)
             self._log("router", w_t.detach().mean(1))
             conf = self.conformity[self.user_stratum[users]] if c.backdoor else None
-            if c.aux_weight > 0:
-                for k, bit in enumerate(aux_idx.tolist()):
-                    has = sets[:, bit]
-                    if has.any():
-                        a_pos = (hk[has, k] * items[t[has]]).sum(-1)
-                        a_neg = hk[has, k] @ items[neg].T
-                        if conf is not None:
-                            a_pos = a_pos + conf[has] * self.log_pop[t[has]]
-                            a_neg = a_neg + conf[has].unsqueeze(1) * self.log_pop[neg].unsqueeze(0)
-                        loss = loss + c.aux_weight * sampled_ce(a_pos, a_neg, t[has], neg, c.n_items).mean()
+
+            def expert_ce(hs: torch.Tensor, has: torch.Tensor) -> torch.Tensor:
+                a_pos, a_neg = (hs * items[t[has]]).sum(-1), hs @ items[neg].T
+                if conf is not None:
+                    a_pos = a_pos + conf[has] * self.log_pop[t[has]]
+                    a_neg = a_neg + conf[has].unsqueeze(1) * self.log_pop[neg].unsqueeze(0)
+                return sampled_ce(a_pos, a_neg, t[has], neg, c.n_items).mean()
+
+            loss = self._aux_term(loss, hk, sets, target_bit, expert_ce)
         loss = self._contrastive_term(loss, h, hk, t, sets, target_bit, on_target)
         self._n += 1
+        return loss
+
+    def _aux_term(self, loss, hk, sets, target_bit, expert_ce) -> torch.Tensor:
+        """Adds aux_weight x each auxiliary expert's loss (``expert_ce(states, rows)``, full or
+        sampled) over the pairs that carry its behaviour."""
+        if self.config.aux_weight <= 0:
+            return loss
+        aux_idx = (~target_bit).nonzero().squeeze(-1)  # (K,) behaviour bit of each expert
+        for k, bit in enumerate(aux_idx.tolist()):
+            has = sets[:, bit]
+            if has.any():
+                loss = loss + self.config.aux_weight * expert_ce(hk[has, k], has)
         return loss
 
     def _contrastive_term(self, loss, h, hk, t, sets, target_bit, on_target) -> torch.Tensor:
