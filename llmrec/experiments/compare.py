@@ -127,11 +127,36 @@ def generate_all(cfg: AlignRunConfig, out_dir: str | Path, *, only: list[str] | 
         for split, rows in eval_rows(vcfg, pairs).items():
             if src is not None:
                 rows = tokens_of_other_pairs(rows, vcfg.eval.seed)
-            explain_rows(s, rows, out / name / f"gen_{split}.jsonl", max_new_tokens=vcfg.eval.max_new_tokens,
+            gen_path = out / name / f"gen_{split}.jsonl"
+            before = _count_lines(gen_path)
+            explain_rows(s, rows, gen_path, max_new_tokens=vcfg.eval.max_new_tokens,
                          batch_size=vcfg.eval.batch_size, progress=progress)
+            log_held_out(out, "generate", split, [name], n=len(rows), new=_count_lines(gen_path) - before)
         if s.aligner.lora is not None:  # the LoRA ablation wrapped the shared LLM: unwrap it
             backend.model = backend.model.unload()
     return summaries
+
+
+HELD_OUT = ("test", "zero_shot")
+TEST_LOG = "test_evaluations.jsonl"
+
+
+def log_held_out(out: Path, event: str, split: str, variants: list[str], **counts: int) -> None:
+    """Appends one line to ``out/test_evaluations.jsonl`` for every generation or scoring on a held-out
+    split (test, zero_shot), so that "test computed once" can be checked from the folder: one
+    ``generate`` line with ``new`` > 0 per variant and split, unless a crash split it in two."""
+    if split not in HELD_OUT:
+        return
+    import datetime
+
+    line = {"time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "event": event, "split": split, "variants": variants, **counts}
+    with open(out / TEST_LOG, "a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
+def _count_lines(path: Path) -> int:
+    return sum(1 for _ in open(path)) if path.exists() else 0
 
 
 def _load_source(folder: Path, backend: Any, tokenizer: Any, pairs: Any, backend_kind: str):
@@ -172,6 +197,7 @@ def score_all(cfg: AlignRunConfig, out_dir: str | Path, *, tokenizer: Any = None
             cache = out / name / f"scores_{split}.json"
             faith = {**base, "template": instruction_text(cfg, variants, name)} if base is not None else None
             scores[name] = _cached_score(cache, gens, rows, phrases, scorer, cfg.eval.bert_model, faith)
+        log_held_out(out, "score", split, sorted(scores), n=len(rows))
         block = {"n": int(len(rows)), "methods": {k: v["corpus"] for k, v in scores.items()},
                  "distractors": base["k"] if base is not None else None,
                  "differences": report.compare(scores, reference, n_resamples=cfg.eval.bootstrap,

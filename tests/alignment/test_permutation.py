@@ -79,6 +79,16 @@ def test_permutation_control_reuses_the_trained_model(stage1, tmp_path):
     own_minus = result["splits"]["test"]["differences"]["beat_shuffled"]  # reference beat: the same difference
     assert perm["bert_f1"]["mean_diff"] == pytest.approx(own_minus["bert_f1"]["mean_diff"])
     assert "Permutation controls on test" in (tmp_path / "sweep" / "results.md").read_text()
+    # every held-out generation and scoring is logged; a rerun generates nothing new and says so
+    generate_all(cfg, tmp_path / "sweep", only=["beat"], backend=backend, progress=False)
+    log = [json.loads(line) for line in (tmp_path / "sweep" / "test_evaluations.jsonl").read_text().splitlines()]
+    made = [(e["variants"][0], e["split"], e["new"]) for e in log if e["event"] == "generate"]
+    assert [m for m in made if m[1] == "test"] == [("beat", "test", len(rows)), ("lora", "test", len(rows)),
+                                                   ("beat_shuffled", "test", len(rows)),
+                                                   ("lora_shuffled", "test", len(rows)), ("beat", "test", 0)]
+    assert {e["split"] for e in log} <= {"test", "zero_shot"}  # valid/train runs are not test evaluations
+    scored = [e for e in log if e["event"] == "score" and e["split"] == "test"]
+    assert len(scored) == 1 and sorted(scored[0]["variants"]) == sorted(cfg.variants)
 
 
 @pytest.mark.parametrize("variants,match", [
