@@ -128,10 +128,10 @@ def generate_all(cfg: AlignRunConfig, out_dir: str | Path, *, only: list[str] | 
             if src is not None:
                 rows = tokens_of_other_pairs(rows, vcfg.eval.seed)
             gen_path = out / name / f"gen_{split}.jsonl"
-            before = _count_lines(gen_path)
+            before = _committed(gen_path)
             explain_rows(s, rows, gen_path, max_new_tokens=vcfg.eval.max_new_tokens,
                          batch_size=vcfg.eval.batch_size, progress=progress)
-            log_held_out(out, "generate", split, [name], n=len(rows), new=_count_lines(gen_path) - before)
+            log_held_out(out, "generate", split, [name], n=len(rows), new=_committed(gen_path) - before)
         if s.aligner.lora is not None:  # the LoRA ablation wrapped the shared LLM: unwrap it
             backend.model = backend.model.unload()
     return summaries
@@ -155,8 +155,11 @@ def log_held_out(out: Path, event: str, split: str, variants: list[str], **count
         f.write(json.dumps(line) + "\n")
 
 
-def _count_lines(path: Path) -> int:
-    return sum(1 for _ in open(path)) if path.exists() else 0
+def _committed(path: Path) -> int:
+    """Committed explanations in a generation file (a crash's uncommitted tail is not counted)."""
+    from llmrec.llm.jobs import read_results
+
+    return len(read_results(path)) if path.exists() else 0
 
 
 def _load_source(folder: Path, backend: Any, tokenizer: Any, pairs: Any, backend_kind: str):

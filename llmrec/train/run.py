@@ -99,8 +99,10 @@ def run(cfg: RunConfig, data: Prepared | None = None) -> dict[str, Any]:
                       popularity=popularity, adapter=adapter)
     summary = trainer.fit(train, valid)
     trainer.load_best()
+    head = {"dataset": data.name, "backbone": cfg.backbone["name"],
+            "plugins": sorted(cfg.backbone.get("plugins") or {})}
     if not cfg.eval.test:
-        return _valid_only(cfg, data, summary)
+        return _valid_only(cfg, head, summary)
     result = trainer.evaluate(test)
     from llmrec.eval.scene import next_scene_accuracy
 
@@ -114,8 +116,7 @@ def run(cfg: RunConfig, data: Prepared | None = None) -> dict[str, Any]:
         user_group = {"popularity_group": popularity_groups(popularity)[first_target]}  # per test user
     label = "sampled" if cfg.eval.mode == "sampled" else "full ranking"
     out = {
-        "dataset": data.name, "backbone": cfg.backbone["name"],
-        "plugins": sorted(cfg.backbone.get("plugins") or {}),
+        **head,
         "protocol": f"{data.meta['split_protocol']}; {label}, history masked",
         "derived": data.meta.get("derived", []), "caveats": data.meta.get("caveats", []),
         "users": data.n_users, "items": data.n_items, "train_windows": len(train),
@@ -160,15 +161,14 @@ def run(cfg: RunConfig, data: Prepared | None = None) -> dict[str, Any]:
     return out
 
 
-def _valid_only(cfg: RunConfig, data: Prepared, summary: dict[str, Any]) -> dict[str, Any]:
+def _valid_only(cfg: RunConfig, head: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
     """results.json of a selection run (eval.test=false): the validation summary, no test figure."""
-    out = {"dataset": data.name, "backbone": cfg.backbone["name"],
-           "plugins": sorted(cfg.backbone.get("plugins") or {}), "test": None,
-           "test_skipped": "eval.test=false (a selection run on valid)", **summary, "config": to_dict(cfg)}
+    out = {**head, "test": None, "test_skipped": "eval.test=false (a selection run on valid)", **summary,
+           "config": to_dict(cfg)}
     outdir = Path(cfg.train.out_dir)
     outdir.mkdir(parents=True, exist_ok=True)
     write_text(outdir / "results.json", json.dumps(out, indent=1))
     best = {k: v for k, v in summary.items() if k.startswith("best_valid_")}
-    write_text(outdir / "results.md", f"### {cfg.backbone['name']} on {data.name}: validation only "
+    write_text(outdir / "results.md", f"### {head['backbone']} on {head['dataset']}: validation only "
                f"(eval.test=false; no test metric computed)\n\n" + json.dumps(best) + "\n")
     return out
