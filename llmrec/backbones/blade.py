@@ -50,7 +50,8 @@ from torch import nn
 
 from llmrec.backbones.base import Backbone
 from llmrec.backbones.blade_aug import AUGMENTATIONS, augment_view, nt_xent
-from llmrec.backbones.layers import SelfAttention, TransformerBlock, causal_mask, init_weights, item_softmax_ce, to_bits
+from llmrec.backbones.layers import SelfAttention, TransformerBlock, causal_mask, init_weights, to_bits
+from llmrec.backbones.sampling import NegativeSampler, item_softmax_ce
 
 
 @dataclass(kw_only=True)
@@ -86,6 +87,11 @@ class BLADEConfig:
     shared by the batch (log-corrected; for large catalogues), as in SASRec."""
     n_negatives: int = 256
     """Items per batch for sampled_ce."""
+    sampler: Literal["uniform", "popularity"] = "uniform"
+    """Proposal of sampled_ce's items: uniform (log(N/K)-corrected) or popularity (training counts
+    ^ ``sampler_alpha``, logQ-corrected); see llmrec.backbones.sampling."""
+    sampler_alpha: float = 1.0
+    """Exponent of the popularity proposal (1 = unigram, as in-batch negatives; 0.75 flatter)."""
     augmentations: list[str] = field(default_factory=lambda: list(AUGMENTATIONS))
     """Behaviour-level augmentations for the contrastive views: cooccurrence, masking, flipping."""
     aug_ratio: float = 0.3
@@ -191,6 +197,8 @@ class BLADE(Backbone):
         if not 0.0 <= c.aug_ratio <= 1.0:
             raise ValueError(f"BLADEConfig.aug_ratio must lie in [0, 1], got {c.aug_ratio}")
         self.item_emb = nn.Embedding(c.n_items + 1, c.hidden, padding_idx=0)
+        self.sampler = NegativeSampler(c.n_items, c.n_negatives if c.loss == "sampled_ce" else 0,
+                                       c.sampler, c.sampler_alpha)
         self.pos_emb = nn.Embedding(c.max_len, c.hidden)
         self.sets = BehaviorSetEncoder(c.n_behaviors, c.hidden)
         self.drop = nn.Dropout(c.dropout)
@@ -281,8 +289,7 @@ class BLADE(Backbone):
         items, targets = batch["items"], batch["targets"]
         hidden = self.read(self.fused(items, batch["behaviors"]), items, batch["target_behaviors"])
         valid = targets != 0
-        k = self.config.n_negatives if self.config.loss == "sampled_ce" else 0
-        ce = item_softmax_ce(hidden[valid], self.item_emb.weight, targets[valid], k)  # (T,)
+        ce = item_softmax_ce(hidden[valid], self.item_emb.weight, targets[valid], self.sampler)  # (T,)
         if self.config.richness_weight:
             w = to_bits(batch["target_behaviors"][valid], self.config.n_behaviors).sum(-1).float()
             w = w / self.config.n_behaviors

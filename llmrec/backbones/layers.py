@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -76,42 +74,3 @@ class TransformerBlock(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = x + self.drop(self.attn(self.ln1(x), mask))
         return x + self.drop(self.ffn(self.ln2(x)))
-
-
-def item_softmax_ce(h: torch.Tensor, items: torch.Tensor, targets: torch.Tensor, n_sampled: int = 0) -> torch.Tensor:
-    """Per-target cross-entropy of ``targets`` (T,) given states ``h`` (T, D) over item vectors
-    ``items`` (N+1, D), row 0 = padding (never a class).
-
-    ``n_sampled`` = 0: the full softmax over all N items. ``n_sampled`` = K > 0: sampled softmax
-    (Bengio & Senecal 2008; Jean et al. 2015): the target against K items drawn uniformly (with
-    replacement, shared by the batch), each negative logit corrected by log(N / K) (the log of its
-    inverse sampling rate, so the loss estimates the full one), a draw equal to the row's target
-    masked. Costs T x K instead of T x N: what makes training on 30k-item catalogues fit a CPU.
-    """
-    n = items.size(0) - 1
-    if not sampling(n_sampled, n):
-        logits = h @ items.T  # (T, N+1)
-        logits[:, 0] = float("-inf")
-        return F.cross_entropy(logits, targets, reduction="none")
-    neg = draw_negatives(n, n_sampled, h.device)
-    return sampled_ce((h * items[targets]).sum(-1), h @ items[neg].T, targets, neg, n)
-
-
-def sampling(n_sampled: int, n_items: int) -> bool:
-    """Whether a sampled softmax applies (K >= N samples nothing away: use the full one)."""
-    return 0 < n_sampled < n_items
-
-
-def draw_negatives(n_items: int, n_sampled: int, device) -> torch.Tensor:
-    """(K,) uniform item ids in 1..N, with replacement, shared by the batch."""
-    return torch.randint(1, n_items + 1, (n_sampled,), device=device)
-
-
-def sampled_ce(pos: torch.Tensor, neg_logits: torch.Tensor, targets: torch.Tensor, neg: torch.Tensor,
-               n_items: int) -> torch.Tensor:
-    """Per-row CE of the target logit ``pos`` (T,) against ``neg_logits`` (T, K) of the uniform draws
-    ``neg`` (K,): each negative corrected by log(N / K), a draw equal to the row's target masked."""
-    other = neg_logits + math.log(n_items / len(neg))
-    other = other.masked_fill(neg.unsqueeze(0) == targets.unsqueeze(1), float("-inf"))
-    logits = torch.cat([pos.unsqueeze(1), other], dim=1)
-    return F.cross_entropy(logits, torch.zeros_like(targets), reduction="none")

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from llmrec.backbones.base import Backbone
-from llmrec.backbones.layers import draw_negatives, sampled_ce, sampling
+from llmrec.backbones.sampling import NegativeSampler, sampled_ce
 
 
 @dataclass(kw_only=True)
@@ -43,6 +43,11 @@ class MFConfig:
     batch (log-corrected, as SASRec's); bpr: pairwise against sampled negatives."""
     n_negatives: int = 1
     """Negatives per positive for bpr; items per batch for sampled_ce."""
+    sampler: Literal["uniform", "popularity"] = "uniform"
+    """Proposal of sampled_ce's items: uniform (log(N/K)-corrected) or popularity (training counts
+    ^ ``sampler_alpha``, logQ-corrected); see llmrec.backbones.sampling."""
+    sampler_alpha: float = 1.0
+    """Exponent of the popularity proposal (1 = unigram, as in-batch negatives; 0.75 flatter)."""
     init_std: float = 0.1
     """Std of the normal initialisation of both embedding tables."""
 
@@ -58,6 +63,8 @@ class MF(Backbone):
             raise ValueError("MFConfig.n_items and n_users must be set from the data")
         self.user_emb = nn.Embedding(c.n_users, c.hidden)
         self.item_emb = nn.Embedding(c.n_items + 1, c.hidden, padding_idx=0)
+        self.sampler = NegativeSampler(c.n_items, c.n_negatives if c.loss == "sampled_ce" else 0,
+                                       c.sampler, c.sampler_alpha)
         nn.init.normal_(self.user_emb.weight, std=c.init_std)
         nn.init.normal_(self.item_emb.weight, std=c.init_std)
         with torch.no_grad():
@@ -80,7 +87,7 @@ class MF(Backbone):
         user = self.encode(batch)  # (B, D)
         targets = batch["targets"]  # (B, L)
         valid = targets != 0
-        sampled = self.config.loss == "sampled_ce" and sampling(self.config.n_negatives, self.config.n_items)
+        sampled = self.config.loss == "sampled_ce" and self.sampler.active
         if self.config.loss == "ce" or (self.config.loss == "sampled_ce" and not sampled):
             logits = user @ self.item_emb.weight.T  # (B, N+1): one row serves all of a user's targets
             logits[:, 0] = float("-inf")
@@ -88,10 +95,10 @@ class MF(Backbone):
             return -logp[valid].mean(), user
         rows = valid.nonzero()[:, 0]
         if sampled:  # one (B, K) product per user row, shared by all of the row's targets
-            n, t = self.config.n_items, targets[valid]
-            neg = draw_negatives(n, self.config.n_negatives, user.device)
+            t = targets[valid]
+            neg, correction = self.sampler.draw(user.device)
             pos = (user[rows] * self.item_emb(t)).sum(-1)
-            return sampled_ce(pos, (user @ self.item_emb.weight[neg].T)[rows], t, neg, n).mean(), user
+            return sampled_ce(pos, (user @ self.item_emb.weight[neg].T)[rows], t, neg, correction).mean(), user
         u, pos = user[rows], self.item_emb(targets[valid])  # (T, D)
         neg = torch.randint(1, self.config.n_items + 1, (len(rows), self.config.n_negatives), device=u.device)
         diff = (u * pos).sum(-1, keepdim=True) - torch.einsum("td,tkd->tk", u, self.item_emb(neg))

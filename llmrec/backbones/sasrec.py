@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from llmrec.backbones.base import Backbone
-from llmrec.backbones.layers import TransformerBlock, causal_mask, init_weights, item_softmax_ce, to_bits
+from llmrec.backbones.layers import TransformerBlock, causal_mask, init_weights, to_bits
+from llmrec.backbones.sampling import NegativeSampler, item_softmax_ce
 
 
 @dataclass(kw_only=True)
@@ -51,6 +52,11 @@ class SASRecConfig:
     bce: binary loss against sampled negatives."""
     n_negatives: int = 1
     """Negatives per position for bce; items per batch for sampled_ce (e.g. 256)."""
+    sampler: Literal["uniform", "popularity"] = "uniform"
+    """Proposal of sampled_ce's items: uniform (log(N/K)-corrected) or popularity (training counts
+    ^ ``sampler_alpha``, logQ-corrected); see llmrec.backbones.sampling."""
+    sampler_alpha: float = 1.0
+    """Exponent of the popularity proposal (1 = unigram, as in-batch negatives; 0.75 flatter)."""
     behaviors: bool = False
     """Add a behaviour-set embedding (sum over the step's behaviours) to each input item."""
     n_behaviors: int = 0
@@ -69,6 +75,8 @@ class SASRec(Backbone):
         if c.n_items <= 0:
             raise ValueError("SASRecConfig.n_items must be set from the data")
         self.item_emb = nn.Embedding(c.n_items + 1, c.hidden, padding_idx=0)
+        self.sampler = NegativeSampler(c.n_items, c.n_negatives if c.loss == "sampled_ce" else 0,
+                                       c.sampler, c.sampler_alpha)
         self.pos_emb = nn.Embedding(c.max_len, c.hidden)
         if c.behaviors:
             if c.n_behaviors < 2:
@@ -117,8 +125,7 @@ class SASRec(Backbone):
         h = hidden[valid]  # (T, D)
         t = targets[valid]  # (T,)
         if self.config.loss in ("ce", "sampled_ce"):
-            k = self.config.n_negatives if self.config.loss == "sampled_ce" else 0
-            return item_softmax_ce(h, self.item_emb.weight, t, k).mean()
+            return item_softmax_ce(h, self.item_emb.weight, t, self.sampler).mean()
         neg = torch.randint(1, self.config.n_items + 1, (t.size(0), self.config.n_negatives),
                             device=t.device)  # (T, K)
         pos_logit = (h * self.item_emb(t)).sum(-1)  # (T,)

@@ -29,6 +29,11 @@ def metrics_table(metrics: dict[str, float], ks: list[int], *, title: str = "") 
     return (f"{title}\n\n" if title else "") + "\n".join(rows)
 
 
+def train_counts(data: Prepared) -> np.ndarray:
+    """(n_items + 1,) events per item in the training split (index 0, padding, is 0)."""
+    return np.bincount(data.item[data.split == TRAIN], minlength=data.n_items + 1)
+
+
 def setup(cfg: RunConfig, data: Prepared | None = None):
     """Prepare data, batches and the model for ``cfg``."""
     from llmrec.backbones.registry import build_backbone, get_backbone
@@ -53,6 +58,9 @@ def setup(cfg: RunConfig, data: Prepared | None = None):
                            n_scenes=len(data.scene_vocab))
     if hasattr(model, "fit_data"):
         model.fit_data(data)  # training-split statistics (e.g. MCLMR's popularity strata)
+    from llmrec.backbones.sampling import fit_samplers
+
+    fit_samplers(model, train_counts(data))  # a popularity proposal of the sampled softmax
     return data, train, valid, test, model
 
 
@@ -89,7 +97,7 @@ def run(cfg: RunConfig, data: Prepared | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     data, train, valid, test, model = setup(cfg, data)
     prep_seconds = time.perf_counter() - t0
-    popularity = np.bincount(data.item[data.split == TRAIN], minlength=data.n_items + 1).astype(float)
+    popularity = train_counts(data).astype(float)
     extra = {"run_config": to_dict(cfg), "user_vocab": data.user_vocab, "item_vocab": data.item_vocab,
              "data_meta": {"name": data.name, **data.meta}}
     adapter, semantic = build_adapter(cfg, data, model)

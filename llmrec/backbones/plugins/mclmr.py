@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -47,7 +47,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from llmrec.backbones.base import Backbone
-from llmrec.backbones.layers import draw_negatives, sampled_ce, sampling, to_bits
+from llmrec.backbones.layers import to_bits
+from llmrec.backbones.sampling import NegativeSampler, sampled_ce
 
 
 @dataclass(kw_only=True)
@@ -76,9 +77,13 @@ class MCLMRConfig:
     """At most this many anchor pairs per batch for the contrastive loss."""
     n_sampled: int = 0
     """0: every training loss is a full softmax over the items (or sampled as the base's when its
-    loss is sampled_ce: its n_negatives); K > 0: a sampled softmax against
-    K uniform items shared by the batch (log(N/K)-corrected, as SASRec's ``sampled_ce``), for the
-    main and the auxiliary losses alike. Ranking always scores every item."""
+    loss is sampled_ce: its n_negatives, sampler and sampler_alpha); K > 0: a sampled softmax
+    against K items shared by the batch (llmrec.backbones.sampling), for the main and the auxiliary
+    losses alike. Ranking always scores every item."""
+    sampler: Literal["uniform", "popularity"] = "uniform"
+    """Proposal of the sampled loss when ``n_sampled`` > 0 is set here (else the base's)."""
+    sampler_alpha: float = 1.0
+    """Exponent of the popularity proposal."""
 
 
 def quantile_strata(counts: np.ndarray, n: int) -> np.ndarray:
@@ -100,7 +105,9 @@ class MCLMR(Backbone):
             raise ValueError("MCLMRConfig.n_items and n_users must be set from the data")
         base_loss = getattr(base.config, "loss", "ce")
         if base_loss == "sampled_ce" and c.n_sampled == 0:
-            c.n_sampled = base.config.n_negatives  # the plug-in's own loss samples as its base's would
+            # the plug-in's own loss samples as its base's would
+            c.n_sampled, c.sampler, c.sampler_alpha = (base.config.n_negatives, base.config.sampler,
+                                                       base.config.sampler_alpha)
         elif base_loss not in ("ce", "sampled_ce"):
             raise ValueError(f"the mclmr plug-in trains its own softmax loss (full, or sampled with "
                              f"plugins.mclmr.n_sampled); its base's loss must be ce or sampled_ce, got {base_loss!r}")
@@ -110,6 +117,7 @@ class MCLMR(Backbone):
         if c.cl_weight > 0 and not c.aggregation:
             raise ValueError("mclmr cl_weight > 0 needs aggregation (the behaviour representations)")
         self.base = base
+        self.sampler = NegativeSampler(c.n_items, c.n_sampled, c.sampler, c.sampler_alpha)
         self.requires = frozenset(base.requires | {"users", "target_behaviors", "target_behavior"})
         dim = base.item_embeddings().size(-1)
         self.conformity = nn.Parameter(torch.zeros(c.user_strata))
@@ -208,7 +216,7 @@ class MCLMR(Backbone):
         sets = to_bits(batch["target_behaviors"][valid], max(c.n_behaviors, 1))  # (T, nb)
         target_bit = to_bits(batch["target_behavior"][:1], max(c.n_behaviors, 1))[0]  # (nb,)
         on_target = (sets & target_bit).any(-1)  # (T,)
-        if sampling(c.n_sampled, c.n_items):
+        if self.sampler.active:
             return self._sampled_loss(h, t, batch["users"][rows], sets, target_bit, on_target), states[:, -1]
         logits, w, hk = self._deconfounded(h)
         conf = self.confounder_term(batch["users"][rows]) if c.backdoor else 0.0
@@ -252,9 +260,9 @@ class MCLMR(Backbone):
 
     def _sampled_loss(self, h, t, users, sets, target_bit, on_target) -> torch.Tensor:
         c = self.config
-        neg = draw_negatives(c.n_items, c.n_sampled, h.device)
+        neg, correction = self.sampler.draw(h.device)
         pos, other, w_t, hk = self.sampled_logits(h, t, users, neg)
-        ce = sampled_ce(pos, other, t, neg, c.n_items)
+        ce = sampled_ce(pos, other, t, neg, correction)
         loss = ce[on_target].mean() if on_target.any() else ce.sum() * 0.0
         if c.aggregation:
             items = self.item_embeddings()
@@ -266,7 +274,7 @@ class MCLMR(Backbone):
                 if conf is not None:
                     a_pos = a_pos + conf[has] * self.log_pop[t[has]]
                     a_neg = a_neg + conf[has].unsqueeze(1) * self.log_pop[neg].unsqueeze(0)
-                return sampled_ce(a_pos, a_neg, t[has], neg, c.n_items).mean()
+                return sampled_ce(a_pos, a_neg, t[has], neg, correction).mean()
 
             loss = self._aux_term(loss, hk, sets, target_bit, expert_ce)
         loss = self._contrastive_term(loss, h, hk, t, sets, target_bit, on_target)
