@@ -83,8 +83,8 @@ class BLADEConfig:
     richness_weight: bool = True
     """Weight each position's loss by the share of behaviours in its target set."""
     loss: Literal["ce", "sampled_ce"] = "ce"
-    """ce: full softmax over items; sampled_ce: the target against ``n_negatives`` uniform items
-    shared by the batch (log-corrected; for large catalogues), as in SASRec."""
+    """ce: full softmax over items; sampled_ce: the target against ``n_negatives`` items drawn
+    by ``sampler``, shared by the batch (log-corrected; for large catalogues), as in SASRec."""
     n_negatives: int = 256
     """Items per batch for sampled_ce."""
     sampler: Literal["uniform", "popularity"] = "uniform"

@@ -9,8 +9,8 @@ trains on all training interactions but one per user.)
 Two losses:
 
 * ``ce`` (default): softmax cross-entropy of each positive over all items (full-softmax MF).
-* ``sampled_ce``: the softmax against ``n_negatives`` uniform items shared by the batch,
-  log(N/K)-corrected (as SASRec's), so MF and its plug-ins can share one loss family.
+* ``sampled_ce``: the softmax against ``n_negatives`` items shared by the batch (``sampler``),
+  logQ-corrected (as SASRec's), so MF and its plug-ins can share one loss family.
 * ``bpr``: Bayesian personalised ranking (Rendle et al., UAI 2009) against ``n_negatives``
   uniformly sampled items per positive.
 
@@ -39,8 +39,8 @@ class MFConfig:
     hidden: int = 64
     """Embedding width."""
     loss: Literal["ce", "sampled_ce", "bpr"] = "ce"
-    """ce: full softmax over items; sampled_ce: against ``n_negatives`` uniform items shared by the
-    batch (log-corrected, as SASRec's); bpr: pairwise against sampled negatives."""
+    """ce: full softmax over items; sampled_ce: against ``n_negatives`` items drawn by ``sampler``,
+    shared by the batch (log-corrected, as SASRec's); bpr: pairwise against sampled negatives."""
     n_negatives: int = 1
     """Negatives per positive for bpr; items per batch for sampled_ce."""
     sampler: Literal["uniform", "popularity"] = "uniform"

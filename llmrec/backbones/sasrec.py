@@ -48,7 +48,7 @@ class SASRecConfig:
     """Dropout on embeddings, attention and block outputs."""
     loss: Literal["ce", "sampled_ce", "bce"] = "ce"
     """ce: full softmax over items at every position; sampled_ce: softmax over the target and
-    ``n_negatives`` uniform items shared by the batch (log-corrected; for large catalogues);
+    ``n_negatives`` items drawn by ``sampler``, shared by the batch (log-corrected; for large catalogues);
     bce: binary loss against sampled negatives."""
     n_negatives: int = 1
     """Negatives per position for bce; items per batch for sampled_ce (e.g. 256)."""
