@@ -55,6 +55,8 @@ class MFConfig:
 class MF(Backbone):
     config_class = MFConfig
     requires = frozenset({"users"})
+    order_free = True
+    """Every position of a row holds the user's vector (plug-ins compute per-row scores once)."""
 
     def __init__(self, config: MFConfig):
         super().__init__(config)

@@ -60,6 +60,30 @@ def test_all_switches_off_is_the_base_loss(name):
     assert not any(n.startswith(("experts", "route")) for n, _ in off.named_parameters())
 
 
+@pytest.mark.parametrize("plugin", [{}, {"backdoor": False}, {"aggregation": False, "cl_weight": 0.0}])
+def test_mf_per_row_scores_equal_the_per_target_path(plugin, monkeypatch):
+    # MF's positions share the row's state, so the full path scores each row once; it must give the
+    # per-target path's loss and gradients (what every other base runs).
+    model = wearing("mf", **plugin)
+    with torch.no_grad():  # non-trivial popularity and conformity, so the backdoor term is checked too
+        model.log_pop.copy_(torch.rand(N_ITEMS + 1))
+        model.conformity.copy_(torch.tensor([0.3, -0.2, 0.5]))
+        model.user_stratum.copy_(torch.arange(N_USERS) % 3)
+    batch = tiny_batch()
+    results = []
+    for order_free in (True, False):
+        monkeypatch.setattr(type(model.base), "order_free", order_free)
+        model.zero_grad()
+        torch.manual_seed(1)  # the contrastive anchors' subsample draws alike
+        loss = model.loss(batch)
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (row_loss, row_grads), (t_loss, t_grads) = results
+    assert torch.allclose(row_loss, t_loss, atol=1e-5)
+    assert row_grads.keys() == t_grads.keys()
+    assert all(torch.allclose(row_grads[n], t_grads[n], atol=1e-5) for n in row_grads)
+
+
 def test_unsupported_backbones_and_bad_sections_are_named():
     with pytest.raises(ValueError, match="needs a backbone with train_states.*IBIM"):
         build_backbone({"name": "ibim", "plugins": {"mclmr": {}}}, n_items=20, n_users=7, max_len=6, n_behaviors=3)

@@ -86,6 +86,11 @@ class MCLMRConfig:
     """Exponent of the popularity proposal."""
 
 
+def row_ce(logits: torch.Tensor, rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """(T,) cross-entropy of each target given its row's logits (B, N+1): ``rows`` (T,) index them."""
+    return logits.logsumexp(1)[rows] - logits[rows, targets]
+
+
 def quantile_strata(counts: np.ndarray, n: int) -> np.ndarray:
     """Stratum 0..n-1 of each count by its quantile (ties share a stratum)."""
     ranks = np.argsort(np.argsort(counts, kind="stable"), kind="stable")
@@ -218,6 +223,8 @@ class MCLMR(Backbone):
         on_target = (sets & target_bit).any(-1)  # (T,)
         if self.sampler.active:
             return self._sampled_loss(h, t, batch["users"][rows], sets, target_bit, on_target), states[:, -1]
+        if getattr(self.base, "order_free", False):
+            return self._row_loss(states[:, 0], batch["users"], rows, t, sets, target_bit, on_target), states[:, -1]
         logits, w, hk = self._deconfounded(h)
         conf = self.confounder_term(batch["users"][rows]) if c.backdoor else 0.0
         full = logits + conf
@@ -227,15 +234,42 @@ class MCLMR(Backbone):
             items = self.item_embeddings()
             self._log("router", w[:, torch.arange(len(t)), t].detach().mean(1))  # weights at the true items
 
-            def expert_ce(hs: torch.Tensor, has: torch.Tensor) -> torch.Tensor:
-                aux = hs @ items.T + (conf[has] if c.backdoor else 0.0)
+            def expert_ce(k: int, has: torch.Tensor) -> torch.Tensor:
+                aux = hk[has, k] @ items.T + (conf[has] if c.backdoor else 0.0)
                 aux[:, 0] = float("-inf")
                 return F.cross_entropy(aux, t[has])
 
-            loss = self._aux_term(loss, hk, sets, target_bit, expert_ce)
+            loss = self._aux_term(loss, sets, target_bit, expert_ce)
         loss = self._contrastive_term(loss, h, hk, t, sets, target_bit, on_target)
         self._n += 1
         return loss, states[:, -1]
+
+    def _row_loss(self, hu, users, rows, t, sets, target_bit, on_target) -> torch.Tensor:
+        """The full path's loss for an order-free base (MF: every position of a row holds the row's
+        state): the (B, N) scores are computed once per row, not once per target (L times fewer),
+        and each target's cross-entropy is read off its row. Equal to the per-target path."""
+        c = self.config
+        logits, w, hk_rows = self._deconfounded(hu)  # (B, N+1), (K, B, N+1), (B, K, D)
+        conf = self.confounder_term(users) if c.backdoor else 0.0
+        full = logits + conf
+        full[:, 0] = float("-inf")
+        ce = row_ce(full, rows, t)
+        loss = ce[on_target].mean() if on_target.any() else full.sum() * 0.0
+        hk = None
+        if c.aggregation:
+            items = self.item_embeddings()
+            self._log("router", w[:, rows, t].detach().mean(1))
+
+            def expert_ce(k: int, has: torch.Tensor) -> torch.Tensor:
+                aux = hk_rows[:, k] @ items.T + conf
+                aux[:, 0] = float("-inf")
+                return row_ce(aux, rows[has], t[has]).mean()
+
+            loss = self._aux_term(loss, sets, target_bit, expert_ce)
+            hk = hk_rows[rows]
+        loss = self._contrastive_term(loss, hu[rows], hk, t, sets, target_bit, on_target)
+        self._n += 1
+        return loss
 
     def sampled_logits(self, h: torch.Tensor, t: torch.Tensor, users: torch.Tensor, neg: torch.Tensor):
         """The training logits of the full path at the target (T,) and at the draws ``neg`` (T, K),
@@ -269,28 +303,29 @@ class MCLMR(Backbone):
             self._log("router", w_t.detach().mean(1))
             conf = self.conformity[self.user_stratum[users]] if c.backdoor else None
 
-            def expert_ce(hs: torch.Tensor, has: torch.Tensor) -> torch.Tensor:
+            def expert_ce(k: int, has: torch.Tensor) -> torch.Tensor:
+                hs = hk[has, k]
                 a_pos, a_neg = (hs * items[t[has]]).sum(-1), hs @ items[neg].T
                 if conf is not None:
                     a_pos = a_pos + conf[has] * self.log_pop[t[has]]
                     a_neg = a_neg + conf[has].unsqueeze(1) * self.log_pop[neg].unsqueeze(0)
                 return sampled_ce(a_pos, a_neg, t[has], neg, correction).mean()
 
-            loss = self._aux_term(loss, hk, sets, target_bit, expert_ce)
+            loss = self._aux_term(loss, sets, target_bit, expert_ce)
         loss = self._contrastive_term(loss, h, hk, t, sets, target_bit, on_target)
         self._n += 1
         return loss
 
-    def _aux_term(self, loss, hk, sets, target_bit, expert_ce) -> torch.Tensor:
-        """Adds aux_weight x each auxiliary expert's loss (``expert_ce(states, rows)``, full or
-        sampled) over the pairs that carry its behaviour."""
+    def _aux_term(self, loss, sets, target_bit, expert_ce) -> torch.Tensor:
+        """Adds aux_weight x each auxiliary expert's loss (``expert_ce(k, targets)``: expert k over
+        the boolean-selected targets; full, sampled or per row) over the pairs that carry its behaviour."""
         if self.config.aux_weight <= 0:
             return loss
         aux_idx = (~target_bit).nonzero().squeeze(-1)  # (K,) behaviour bit of each expert
         for k, bit in enumerate(aux_idx.tolist()):
             has = sets[:, bit]
             if has.any():
-                loss = loss + self.config.aux_weight * expert_ce(hk[has, k], has)
+                loss = loss + self.config.aux_weight * expert_ce(k, has)
         return loss
 
     def _contrastive_term(self, loss, h, hk, t, sets, target_bit, on_target) -> torch.Tensor:
