@@ -3,7 +3,8 @@
     python benchmarks/valid_selection.py /work/runs/select-mf --name retailrocket_mf_selection
 
 Every ``results.json`` under the folder is one configuration tried; the table lists the backbone,
-plug-ins, learning rate, the best validation metric, the best epoch and the epochs run. A run that
+plug-ins, training loss (full softmax, or the proposal and K of a sampled one), learning rate, the
+best validation metric, the best epoch and the epochs run. A run that
 computed test metrics is refused: selection figures come from valid only.
 Writes results/<name>.{json,md}.
 """
@@ -30,7 +31,8 @@ def collect(folder: Path) -> list[dict]:
         metric = next(k for k in res if k.startswith("best_valid_"))
         cfg = res["config"]
         rows.append({"run": str(path.parent.relative_to(folder)), "backbone": res["backbone"],
-                     "plugins": res["plugins"], "lr": cfg["train"]["lr"], "seed": cfg["train"]["seed"],
+                     "plugins": res["plugins"], "loss": loss_label(cfg["backbone"]), "lr": cfg["train"]["lr"],
+                     "seed": cfg["train"]["seed"],
                      "metric": metric.removeprefix("best_valid_"), "valid": res[metric],
                      "best_epoch": res["best_epoch"], "epochs": res["epochs"],
                      "train_seconds": round(res["train_seconds"], 1), "dataset": res["dataset"]})
@@ -39,13 +41,27 @@ def collect(folder: Path) -> list[dict]:
     return rows
 
 
+def loss_label(backbone: dict) -> str:
+    """'full softmax', 'uniform K=256', ... from a run's backbone section."""
+    loss = backbone.get("loss", "ce")
+    own = (backbone.get("plugins") or {}).get("mclmr") or {}
+    if loss == "ce" and own.get("n_sampled", 0) > 0:  # the plug-in samples its own loss
+        return f"{own.get('sampler', 'uniform')} K={own['n_sampled']}"
+    if loss == "ce":
+        return "full softmax"
+    if loss == "sampled_ce":
+        return f"{backbone.get('sampler', 'uniform')} K={backbone.get('n_negatives')}"
+    return loss
+
+
 def markdown(rows: list[dict]) -> str:
     lines = [f"Selection on VALID ({rows[0]['dataset']}; no test metric computed), best validation "
              f"{rows[0]['metric']}:", "",
-             "| run | model | lr | seed | valid | best epoch | epochs | train s |", "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for r in sorted(rows, key=lambda r: (r["backbone"], r["plugins"], r["lr"])):
+             "| run | model | loss | lr | seed | valid | best epoch | epochs | train s |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in sorted(rows, key=lambda r: (r["backbone"], r["plugins"], r["loss"], r["lr"])):
         model = " + ".join([r["backbone"], *r["plugins"]])
-        lines.append(f"| {r['run']} | {model} | {r['lr']:g} | {r['seed']} | {r['valid']:.4f} | "
+        lines.append(f"| {r['run']} | {model} | {r['loss']} | {r['lr']:g} | {r['seed']} | {r['valid']:.4f} | "
                      f"{r['best_epoch']} | {r['epochs']} | {r['train_seconds']} |")
     return "\n".join(lines) + "\n"
 
