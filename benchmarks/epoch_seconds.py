@@ -8,7 +8,8 @@ alike; training epochs only (no validation), after one warm-up epoch; medians ov
     python benchmarks/epoch_seconds.py configs/ablations/blade-ml100k.yaml --add "blade no-CL=blade:cl_weight=0"
     python benchmarks/epoch_seconds.py configs/ablations/dspnet-ml100k.yaml --add "dspnet no-CCR=dspnet:ccr_weight=0"
 
-Writes results/epoch_seconds_<config file stem>.{json,md} (runs before 2026-12 were named after the config folder).
+Writes results/epoch_seconds_<config file stem, or --name>.{json,md} (runs before 2026-12 were named
+after the config folder). ``--backbones`` times a subset of the config's backbones.
 
 On data where one epoch takes minutes (the real releases: full softmax over ~30k items),
 ``--batches N`` times N-batch slices instead of whole epochs (the same seeded random windows for
@@ -41,6 +42,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--variants", nargs="+", help="only these variants of the config (default: all)")
+    ap.add_argument("--backbones", nargs="+",
+                    help="only these backbones of the config as cells (--add may still start from any)")
+    ap.add_argument("--name", help="results/epoch_seconds_<name>.{json,md} (default: the config file's stem)")
     ap.add_argument("--batches", type=int, default=0,
                     help="time slices of this many batches instead of whole epochs (0: whole epochs)")
     args = ap.parse_args()
@@ -62,7 +66,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     ab = load_ablation(args.config, [], variants=args.variants)
     cells = [(f"{b}" + (f" / {v}" if len(ab["variants"]) > 1 else ""), b, v)
-             for b in ab["backbones"] for v in ab["variants"]]
+             for b in ab["backbones"] for v in ab["variants"] if not args.backbones or b in args.backbones]
+    if args.backbones and (unknown := set(args.backbones) - set(ab["backbones"])):
+        raise SystemExit(f"--backbones {sorted(unknown)} are not in {args.config}: {list(ab['backbones'])}")
     for spec in args.add:
         label, _, rest = spec.partition("=")
         base, _, overrides = rest.partition(":")
@@ -106,7 +112,7 @@ def main() -> None:
                      "ratio": med / (base * scale), "parameters": sum(p.numel() for p in trainer.model.parameters()),
                      "windows": n_windows})
         print(f"{label:24s} {med:7.3f} s/epoch  x{rows[-1]['ratio']:.2f}", flush=True)
-    result = {"config": args.config, "threads": args.threads, "epochs_per_repeat": args.epochs,
+    result = {"command": ["python", "benchmarks/epoch_seconds.py", *sys.argv[1:]], "config": args.config, "threads": args.threads, "epochs_per_repeat": args.epochs,
               "repeats": args.repeats, "batches": args.batches, "batches_per_epoch": full_batches,
               "torch": torch.__version__, "derived": data.meta.get("derived", []),
               "caveats": data.meta.get("caveats", []), "rows": rows}
@@ -121,7 +127,7 @@ def main() -> None:
     for r in rows:
         lines.append(f"| {r['model']} | {r['epoch_seconds_median']:.2f} | {r['batch_seconds_median']:.3f} | "
                      f"{r['ratio']:.2f}x | {r['parameters']:,} |")
-    name = Path(args.config).stem
+    name = args.name or Path(args.config).stem
     out = HERE / "results"
     (out / f"epoch_seconds_{name}.json").write_text(json.dumps(result, indent=1))
     (out / f"epoch_seconds_{name}.md").write_text("\n".join(lines) + "\n")
