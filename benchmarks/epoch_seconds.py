@@ -112,7 +112,8 @@ def main() -> None:
                      "ratio": med / (base * scale), "parameters": sum(p.numel() for p in trainer.model.parameters()),
                      "windows": n_windows})
         print(f"{label:24s} {med:7.3f} s/epoch  x{rows[-1]['ratio']:.2f}", flush=True)
-    result = {"command": ["python", "benchmarks/epoch_seconds.py", *sys.argv[1:]], "config": args.config, "threads": args.threads, "epochs_per_repeat": args.epochs,
+    result = {"command": ["python", "benchmarks/epoch_seconds.py", *sys.argv[1:]], "config": args.config,
+              "threads": args.threads, "epochs_per_repeat": args.epochs,
               "repeats": args.repeats, "batches": args.batches, "batches_per_epoch": full_batches,
               "torch": torch.__version__, "derived": data.meta.get("derived", []),
               "caveats": data.meta.get("caveats", []), "rows": rows}

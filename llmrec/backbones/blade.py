@@ -197,8 +197,7 @@ class BLADE(Backbone):
         if not 0.0 <= c.aug_ratio <= 1.0:
             raise ValueError(f"BLADEConfig.aug_ratio must lie in [0, 1], got {c.aug_ratio}")
         self.item_emb = nn.Embedding(c.n_items + 1, c.hidden, padding_idx=0)
-        self.sampler = NegativeSampler(c.n_items, c.n_negatives if c.loss == "sampled_ce" else 0,
-                                       c.sampler, c.sampler_alpha)
+        self.sampler = NegativeSampler.for_loss(c)
         self.pos_emb = nn.Embedding(c.max_len, c.hidden)
         self.sets = BehaviorSetEncoder(c.n_behaviors, c.hidden)
         self.drop = nn.Dropout(c.dropout)

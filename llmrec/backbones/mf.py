@@ -65,8 +65,7 @@ class MF(Backbone):
             raise ValueError("MFConfig.n_items and n_users must be set from the data")
         self.user_emb = nn.Embedding(c.n_users, c.hidden)
         self.item_emb = nn.Embedding(c.n_items + 1, c.hidden, padding_idx=0)
-        self.sampler = NegativeSampler(c.n_items, c.n_negatives if c.loss == "sampled_ce" else 0,
-                                       c.sampler, c.sampler_alpha)
+        self.sampler = NegativeSampler.for_loss(c)
         nn.init.normal_(self.user_emb.weight, std=c.init_std)
         nn.init.normal_(self.item_emb.weight, std=c.init_std)
         with torch.no_grad():
@@ -89,8 +88,8 @@ class MF(Backbone):
         user = self.encode(batch)  # (B, D)
         targets = batch["targets"]  # (B, L)
         valid = targets != 0
-        sampled = self.config.loss == "sampled_ce" and self.sampler.active
-        if self.config.loss == "ce" or (self.config.loss == "sampled_ce" and not sampled):
+        sampled = self.sampler.active  # sampled_ce with 0 < K < N
+        if self.config.loss != "bpr" and not sampled:
             logits = user @ self.item_emb.weight.T  # (B, N+1): one row serves all of a user's targets
             logits[:, 0] = float("-inf")
             logp = logits.log_softmax(-1).gather(1, targets)  # (B, L)

@@ -44,6 +44,13 @@ class NegativeSampler(nn.Module):
         self.register_buffer("log_q", torch.full((n_items + 1,), -math.log(max(n_items, 1))), persistent=False)
         self.fitted = False
 
+    @classmethod
+    def for_loss(cls, config) -> NegativeSampler:
+        """The sampler of a backbone config with ``loss``, ``n_negatives``, ``sampler`` and
+        ``sampler_alpha``: active only when its loss is ``sampled_ce``."""
+        k = config.n_negatives if config.loss == "sampled_ce" else 0
+        return cls(config.n_items, k, config.sampler, config.sampler_alpha)
+
     @property
     def active(self) -> bool:
         return 0 < self.k < self.n_items

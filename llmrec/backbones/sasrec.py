@@ -75,8 +75,7 @@ class SASRec(Backbone):
         if c.n_items <= 0:
             raise ValueError("SASRecConfig.n_items must be set from the data")
         self.item_emb = nn.Embedding(c.n_items + 1, c.hidden, padding_idx=0)
-        self.sampler = NegativeSampler(c.n_items, c.n_negatives if c.loss == "sampled_ce" else 0,
-                                       c.sampler, c.sampler_alpha)
+        self.sampler = NegativeSampler.for_loss(c)
         self.pos_emb = nn.Embedding(c.max_len, c.hidden)
         if c.behaviors:
             if c.n_behaviors < 2:
