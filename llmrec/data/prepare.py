@@ -22,7 +22,7 @@ from llmrec.config import DataConfig, to_dict
 from llmrec.data.schema import RawData
 from llmrec.errors import ConfigError, DataError
 
-FORMAT_VERSION = 3  # 2: the release split; 3: its valid row stays in time order
+FORMAT_VERSION = 4  # 2: the release split; 3: its valid row stays in time order; 4: split_by in the protocol
 TRAIN, VALID, TEST = 0, 1, 2
 PAD = "[PAD]"
 
@@ -242,7 +242,7 @@ def prepare_raw(raw: RawData, cfg: DataConfig) -> Prepared:
         counts = np.bincount(user, minlength=len(user_vocab))
         offsets = np.concatenate([[0], np.cumsum(counts)])
         split = inter["_split"].to_numpy(np.int8)
-        protocol = (f"the release's own split (test: its held-out {raw.target_behavior} rows"
+        protocol = (f"{raw.split_by} (test: its held-out {raw.target_behavior} rows"
                     + (f"; {off_target:,} held-out rows of other behaviours dropped" if off_target else "")
                     + "); valid: " + picked.format(target=raw.target_behavior))
     timestamp = inter["timestamp"].to_numpy(np.float64)

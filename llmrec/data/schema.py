@@ -42,6 +42,8 @@ class RawData:
     """Rows dropped, by reason: malformed rows under on_bad_rows=skip, and rows a loader drops by rule."""
     split: np.ndarray | None = None
     """(M,) the release's own split per row ("train" / "test"), for data.split=release."""
+    split_by: str = "the release's own split"
+    """Who made ``split``, for the protocol line (a loader that splits an unsplit log says so)."""
     pairs_held_out_whole: bool = False
     """The release removed every training row of a test (user, item) pair; the valid pick mirrors it."""
     caveats: list[str] = field(default_factory=list)

@@ -114,6 +114,7 @@ def test_alibaba_ecomm_last_buy_day_is_test_and_duplicates_are_counted(tmp_path)
     stats = dataset_stats(data)
     assert stats["dropped_rows"] == {"exact duplicate row (same user, item, behaviour, day)": 4_270}
     assert stats["split"]["test"] == 1_409  # README: 1,409 users bought
+    assert data.meta["split_protocol"].startswith("llmrec's own split of the log (test: its held-out buy rows)")
     buy = 1 << data.behavior_vocab.index("buy")
     for u in range(0, data.n_users, 37):
         items, beh, split, ts = rows_of(data, u)

@@ -143,7 +143,8 @@ def load_alibaba_ecomm(cfg: DataConfig, bad: BadRows) -> RawData:
         "link-prediction file is unused",
     ]
     return RawData(name=cfg.name or "alibaba-ecomm", inter=inter, behavior_vocab=vocab, target_behavior="buy",
-                   sources=[str(path)], split=split.to_numpy(), caveats=caveats)
+                   sources=[str(path)], split=split.to_numpy(), caveats=caveats,
+                   split_by="llmrec's own split of the log")
 
 
 def load_amazon_seqrec(cfg: DataConfig, bad: BadRows) -> RawData:
