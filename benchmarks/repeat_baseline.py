@@ -1,0 +1,112 @@
+"""A training-free reference for the multi-behaviour tables: rank the user's own recent items.
+
+On logs where a buy usually follows a click or cart of the same item (the Alibaba sample: 97% of
+held-out buys), "which of my recent items will I buy" is most of the task. This ranks every item by
+how recently it appears in the user's input window (``llmrec.eval.baselines.RecentItems``: the same
+last ``max_len`` training events the models see, any behaviour), items outside the window by
+training popularity below them, and scores with llmrec's own evaluator (same full ranking, same
+mask: the user's training target-behaviour items). With an ablation folder, each of its models (per-user means over seeds, as in its table) is
+compared with this ranking by a paired bootstrap over users.
+
+    python benchmarks/repeat_baseline.py configs/ablations/alibaba-mb.yaml --runs runs/alibaba-mb --name repeat_alibaba
+
+Writes results/<name>.{json,md}; also the share of held-out target items the user already had in
+training (any behaviour).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from llmrec.atomic import write_text  # noqa: E402
+
+
+def seen_share(data, split: int) -> float:
+    from llmrec.data.prepare import TRAIN
+
+    seen = set(zip(data.user[data.split == TRAIN].tolist(), data.item[data.split == TRAIN].tolist()))
+    held = data.split == split
+    return float(np.mean([(u, i) in seen for u, i in zip(data.user[held].tolist(), data.item[held].tolist())]))
+
+
+def main() -> None:
+    from llmrec.config import EvalConfig
+    from llmrec.data.prepare import prepare
+    from llmrec.data.sequences import EvalExamples
+    from llmrec.data.prepare import TEST
+    from llmrec.eval.baselines import RecentItems
+    from llmrec.eval.bootstrap import paired_bootstrap
+    from llmrec.eval.ranking import evaluate
+    from llmrec.experiments.ablate import load_ablation, run_config
+    from llmrec.train.run import train_counts
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("config", help="an ablation config (its data section and metrics are used)")
+    p.add_argument("--runs", help="that ablation's finished --out folder, to compare its models")
+    p.add_argument("--name", required=True)
+    p.add_argument("--set", nargs="*", default=[], help="overrides of the ablation config (key=value)")
+    args = p.parse_args()
+
+    ab = load_ablation(args.config, args.set)
+    cfg = run_config(ab, next(iter(ab["backbones"])), next(iter(ab["variants"])), ab["seeds"][0], Path("unused"))
+    data = prepare(cfg.data)
+    examples = EvalExamples.build(data, TEST, cfg.data.max_len)
+    pop = train_counts(data)
+    res = evaluate(RecentItems(pop), examples, EvalConfig(ks=list(cfg.eval.ks)), n_items=data.n_items,
+                   popularity=pop)
+    metrics = [m for m in ab["metrics"] if m in res.per_user]
+    report = {"config": args.config, "overrides": args.set, "dataset": data.name, "test_users": len(res.users),
+              "held_out_seen_in_training": seen_share(data, TEST), "recent_items": {m: res.metrics[m] for m in metrics},
+              "models": {}, "not_run": []}
+    if args.runs:
+        order = {u: i for i, u in enumerate(res.users.tolist())}
+        for backbone in ab["backbones"]:
+            for variant in ab["variants"]:
+                files = [Path(args.runs) / backbone / variant / f"seed{s}" / "test_per_user.npz" for s in ab["seeds"]]
+                if not all(f.exists() for f in files):
+                    report["not_run"].append(f"{backbone}/{variant}")
+                    continue
+                per = [np.load(f) for f in files]
+                users = per[0]["users"]
+                if any(not np.array_equal(users, x["users"]) for x in per) or set(users.tolist()) != set(order):
+                    raise SystemExit(f"{args.runs}/{backbone}/{variant}: its test users differ from this data's")
+                idx = np.array([order[u] for u in users.tolist()])
+                row = {}
+                for m in metrics:
+                    model = np.mean([x[m] for x in per], axis=0)
+                    row[m] = {"mean": float(model.mean()), **paired_bootstrap(res.per_user[m][idx], model)}
+                report["models"][f"{backbone}" + ("" if len(ab["variants"]) == 1 else f": {variant}")] = row
+    out = HERE / "results" / args.name
+    write_text(out.with_suffix(".json"), json.dumps(report, indent=1))
+    write_text(out.with_suffix(".md"), markdown(report, metrics))
+    print(markdown(report, metrics))
+
+
+def markdown(r: dict, metrics: list[str]) -> str:
+    lines = [f"Recent-items ranking on {r['dataset']} test ({r['test_users']} users, full ranking, no training): "
+             f"{r['held_out_seen_in_training']:.1%} of held-out items were already in the user's training events.", "",
+             "| ranking | " + " | ".join(metrics) + " |", "|---|" + "---:|" * len(metrics),
+             "| recent items (no training) | " + " | ".join(f"{r['recent_items'][m]:.4f}" for m in metrics) + " |"]
+    for name, row in r["models"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{row[m]['mean']:.4f}" for m in metrics) + " |")
+    if r["models"]:
+        lines += ["", "Each model (per-user mean over its seeds) minus the recent-items ranking, paired bootstrap 95% interval over users:", "",
+                  "| model | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
+        for name, row in r["models"].items():
+            lines.append(f"| {name} | " + " | ".join(
+                f"{row[m]['mean_diff']:+.4f} [{row[m]['ci_low']:+.4f}, {row[m]['ci_high']:+.4f}]" for m in metrics) + " |")
+    if r["not_run"]:
+        lines += ["", "Not compared (a seed's run folder is missing): " + ", ".join(r["not_run"])]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
