@@ -68,6 +68,16 @@ class AlignModelConfig:
     input embeddings: measured std 0.12 for SmolLM2-135M, 1.03 for Gemma-3-270M (it multiplies
     embeddings by sqrt(hidden)), 0.017 for Qwen2.5-0.5B. Set it to ``train.lr`` times the ratio of
     spreads to give another backbone the same relative step."""
+    contrast_weight: float = 0.0
+    """> 0: the pair-contrastive lever (not in the paper): adds ``contrast_weight`` x mean over the
+    batch of max(0, margin + NLL(reference | own inputs) - NLL(reference | another pair's inputs)),
+    each NLL a per-token mean over the reference. The other pair is the next row of the batch (the
+    batch order is random), its user and item swapped in, title and reference kept, as in the
+    permutation control; a row whose donor shares its user or item is left out of the term. A
+    margin ranking loss on sequence likelihoods; it costs a second forward and backward per step.
+    Variants with per-pair inputs and trained parts only: beat, per_id, evidence."""
+    contrast_margin: float = 0.1
+    """The pair-contrastive margin, in nats per reference token."""
     n_constant: int = 12
     """Soft tokens of the constant control (half in the user slot, half in the item slot)."""
     lora_rank: int = 0

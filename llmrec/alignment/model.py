@@ -133,11 +133,10 @@ class Aligner(nn.Module):
             out.append(ids[:max_tokens] if len(ids) >= max_tokens or eos is None else ids + [eos])
         return out
 
-    def loss(self, rows: pd.DataFrame, *, max_target_tokens: int = 64) -> dict[str, torch.Tensor]:
-        """NLL of the reference explanation tokens only (prompt positions carry no loss), plus
-        ``sar_weight`` * SAR when enabled and the variant has soft tokens."""
+    def _nll(self, rows: pd.DataFrame, tgt: list[list[int]], *, per_row: bool = False):
+        """Token-mean NLL of the targets after each row's prompt; with ``per_row`` also each row's own
+        token mean, (B,). Returns (nll, per-row or None, labels, soft tokens)."""
         reqs, soft = self.requests(rows)
-        tgt = self.targets(list(rows["reference"]), max_target_tokens)
         bk = self.backend
         batch = bk.assembler(reqs, extra=tgt, pad_side="left", device=bk.device)
         width = max(map(len, tgt))
@@ -149,13 +148,41 @@ class Aligner(nn.Module):
         with self.autocast():
             logits = bk.model(inputs_embeds=batch.embeds, attention_mask=batch.attention_mask,
                               position_ids=positions, logits_to_keep=width + 1).logits[:, :-1]
-        nll = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=-100)
+        flat = logits.float().reshape(-1, logits.size(-1))
+        nll = F.cross_entropy(flat, labels.reshape(-1), ignore_index=-100)
+        row = None
+        if per_row:
+            ce = F.cross_entropy(flat, labels.reshape(-1), ignore_index=-100, reduction="none").view(labels.shape)
+            kept = labels != -100
+            row = (ce * kept).sum(1) / kept.sum(1)
+        return nll, row, labels, soft
+
+    def loss(self, rows: pd.DataFrame, *, max_target_tokens: int = 64) -> dict[str, torch.Tensor]:
+        """NLL of the reference explanation tokens only (prompt positions carry no loss), plus
+        ``sar_weight`` * SAR when enabled and the variant has soft tokens, plus the pair-contrastive
+        term when ``contrast_weight`` > 0."""
+        tgt = self.targets(list(rows["reference"]), max_target_tokens)
+        contrast = self.cfg.contrast_weight > 0
+        nll, own, labels, soft = self._nll(rows, tgt, per_row=contrast)
         out = {"nll": nll, "loss": nll}
         if self.cfg.sar and soft is not None:
-            text = bk.embed_tokens(labels.clamp(min=0))
+            text = self.backend.embed_tokens(labels.clamp(min=0))
             sar = sar_loss(text, (labels != -100).long(), soft)
             out["sar"] = sar
             out["loss"] = nll + self.cfg.sar_weight * sar
+        if contrast:
+            donor, kept = in_batch_donors(rows)
+            other = rows.copy()
+            for col in ("user", "item", "evidence_text"):  # evidence given with a row moves with its pair
+                if col in rows:
+                    other[col] = rows[col].to_numpy()[donor]
+            _, theirs, _, _ = self._nll(other, tgt, per_row=True)
+            keep = torch.as_tensor(kept, device=own.device)
+            hinge = F.relu(self.cfg.contrast_margin + own - theirs)[keep]
+            term = hinge.mean() if len(hinge) else own.sum() * 0.0
+            out["contrast"] = term
+            out["nll_gap"] = (theirs - own)[keep].mean().detach() if len(hinge) else term.detach()
+            out["loss"] = out["loss"] + self.cfg.contrast_weight * term
         return out
 
     def param_groups(self, lr: float) -> list[dict]:
@@ -178,6 +205,14 @@ class Aligner(nn.Module):
             raise ConfigError(f"checkpoint does not fit this model: missing {missing}, unexpected {unexpected}")
 
 
+def in_batch_donors(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's donor for the pair-contrastive term: the next row (cyclically), and whether it
+    shares neither the row's user nor its item (rows where it does are left out)."""
+    donor = np.roll(np.arange(len(rows)), -1)
+    users, items = rows["user"].to_numpy(), rows["item"].to_numpy()
+    return donor, (users != users[donor]) & (items != items[donor])
+
+
 def check_variant(cfg: AlignModelConfig, tokenizer: Any) -> None:
     if cfg.variant in ("beat", "per_id", "evidence", "evidence_plain") and tokenizer is None:
         raise ConfigError(f"variant {cfg.variant!r} needs model.tokenizer_run (a stage-1 run folder)")
@@ -185,5 +220,11 @@ def check_variant(cfg: AlignModelConfig, tokenizer: Any) -> None:
         raise ConfigError(f"model.anchor_tokens applies to the beat variant only, not {cfg.variant!r}")
     if cfg.token_lr is not None and not cfg.token_lr > 0:
         raise ConfigError(f"model.token_lr must be > 0 (or null for train.lr), got {cfg.token_lr}")
+    if cfg.contrast_weight < 0 or cfg.contrast_margin < 0:
+        raise ConfigError(f"model.contrast_weight and model.contrast_margin must be >= 0, got "
+                          f"{cfg.contrast_weight} and {cfg.contrast_margin}")
+    if cfg.contrast_weight > 0 and cfg.variant not in ("beat", "per_id", "evidence"):
+        raise ConfigError(f"model.contrast_weight applies to variants with per-pair inputs and trained parts "
+                          f"(beat, per_id, evidence), not {cfg.variant!r}")
     if not cfg.anchor_scale >= 0:
         raise ConfigError(f"model.anchor_scale must be >= 0, got {cfg.anchor_scale}")

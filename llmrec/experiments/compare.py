@@ -5,7 +5,9 @@ profile; (a') 12 learned constant soft tokens; (c) per-ID soft tokens from the L
 embeddings; (d) BEAT; BEAT without SAR, without macro, without micro tokens; BEAT with anchor
 tokens (``model.anchor_tokens``, not in the paper: a fix attempt for the echo collapse), and the same with a
 zero-initialised residual (``model.anchor_scale=0``: starts exactly at the constant control); BEAT with LoRA
-adapters (``model.lora_rank=8``, the issue's optional ablation: no longer a frozen LLM). Each variant trains
+adapters (``model.lora_rank=8``, the issue's optional ablation: no longer a frozen LLM). Labelled but
+not in the defaults: BEAT and the evidence method with the pair-contrastive term
+(``beat_contrast``, ``evidence_contrast``: ``model.contrast_weight``; configs/alignment/yelp-contrast.yaml). Each variant trains
 (if it has trainable parts) and generates into its own folder, resumably: a rerun skips finished
 training and committed generations, so the sweep can be stopped and restarted at any point.
 
@@ -61,7 +63,11 @@ LABELS = {"title": "(a) title only", "profile": "(b) text profile", "constant": 
           "beat_lora_shuffled": "BEAT + LoRA, tokens of another pair",
           "evidence_plain": "evidence prompt, untrained", "evidence": "evidence + 12 trained style tokens",
           "evidence_plain_shuffled": "evidence prompt, untrained, another pair's evidence",
-          "evidence_shuffled": "evidence + style tokens, another pair's evidence (permutation control)"}
+          "evidence_shuffled": "evidence + style tokens, another pair's evidence (permutation control)",
+          "beat_contrast": "BEAT + pair-contrastive term (lever i)",
+          "beat_contrast_shuffled": "BEAT + pair-contrastive term, tokens of another pair",
+          "evidence_contrast": "evidence + style tokens + pair-contrastive term (lever i)",
+          "evidence_contrast_shuffled": "evidence + pair-contrastive term, another pair's evidence"}
 # variants whose inputs differ between pairs (soft tokens or evidence): they have a permutation control
 PER_PAIR_TOKENS = ("beat", "per_id", "evidence", "evidence_plain")
 
