@@ -12,8 +12,10 @@ class RecentItems(torch.nn.Module):
     events, any behaviour), so it sees what a sequential backbone sees. A repeat-consumption
     reference: where a buy usually follows a click of the same item, it is hard to beat."""
 
-    def __init__(self, popularity: np.ndarray):
+    def __init__(self, popularity: np.ndarray, *, window: bool = True):
+        """``window=False``: popularity alone (most-popular ranking)."""
         super().__init__()
+        self.window = window
         pop = torch.as_tensor(np.asarray(popularity), dtype=torch.float)
         self.register_buffer("prior", pop / (pop.max() + 1), persistent=False)  # in [0, 1)
 
@@ -23,6 +25,7 @@ class RecentItems(torch.nn.Module):
         scores = self.prior.expand(B, -1).clone()
         # position 1..L plus 1 keeps every windowed item above the prior; amax keeps the latest
         position = torch.arange(2, L + 2, dtype=torch.float, device=items.device).expand(B, -1)
-        scores.scatter_reduce_(1, items, position, reduce="amax")
+        if self.window:
+            scores.scatter_reduce_(1, items, position, reduce="amax")
         scores[:, 0] = float("-inf")
         return scores

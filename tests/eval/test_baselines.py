@@ -15,6 +15,8 @@ def test_recent_items_rank_latest_first_then_popularity():
     # no history: popularity alone
     assert order[1].tolist() == [3, 5, 1, 4, 2]
     assert torch.isinf(scores[:, 0]).all()
+    popular = RecentItems(popularity, window=False).score(batch).argsort(dim=1, descending=True)[:, :5]
+    assert popular.tolist() == [[3, 5, 1, 4, 2]] * 2
 
 
 def test_recent_items_score_through_the_evaluator():
