@@ -9,10 +9,12 @@ from typing import Literal
 from llmrec.config import apply_overrides, from_dict, read_config_file
 from llmrec.errors import ConfigError
 
-Variant = Literal["beat", "title", "profile", "constant", "per_id", "evidence", "evidence_plain"]
+Variant = Literal["beat", "title", "profile", "constant", "per_id", "evidence", "evidence_plain", "profile_trained"]
 EVIDENCE_VARIANTS = ("evidence", "evidence_plain")
 VARIANTS = ("beat", "title", "profile", "constant", "per_id")
-TRAINABLE = ("beat", "constant", "per_id")
+TRAINABLE = ("beat", "constant", "per_id", "evidence", "profile_trained")
+PAIR_INPUTS = ("beat", "per_id", "evidence", "evidence_plain", "profile_trained")
+"""Variants whose inputs differ between pairs: they have a permutation control."""
 
 
 @dataclass(kw_only=True)
@@ -26,7 +28,8 @@ class AlignModelConfig:
     the stage-1 graph embeddings; evidence = the pair's evidence as short text (the user's
     training-history titles nearest the item, token glosses, interests; llmrec.alignment.evidence)
     plus 12 learned constant soft tokens for the style (not in the paper); evidence_plain = the
-    evidence prompt untrained."""
+    evidence prompt untrained; profile_trained = (b'), the text profile plus 12 learned constant
+    soft tokens trained as the constant control (the issue's lever ii)."""
     evidence_titles: int = 3
     """evidence variants: history titles shown per pair (the most related first)."""
     evidence_interests: str = ""
@@ -96,7 +99,8 @@ class AlignModelConfig:
         if self.prompt:
             return self.prompt
         return {"title": "explanation_title", "profile": "explanation_profile", "evidence": "explanation_evidence",
-                "evidence_plain": "explanation_evidence_plain"}.get(self.variant, "explanation")
+                "evidence_plain": "explanation_evidence_plain",
+                "profile_trained": "explanation_profile_trained"}.get(self.variant, "explanation")
 
 
 @dataclass(kw_only=True)

@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llmrec.alignment.config import AlignModelConfig
+from llmrec.alignment.config import PAIR_INPUTS, TRAINABLE, AlignModelConfig
+from llmrec.alignment.pairs import with_inputs_of
 from llmrec.alignment.sar import sar_loss
 from llmrec.alignment.sources import BehaviourTokens, ConstantTokens, IdTokens
 from llmrec.errors import ConfigError
@@ -40,7 +41,7 @@ def build_source(cfg: AlignModelConfig, backend: Any, tokenizer: Any, *, seed: i
             vocab = backend.embed_tokens(torch.arange(min(len(backend.tokenizer), 8192))).detach().float()
             source.init_scale(float(vocab.std()))
         return source
-    if cfg.variant in ("constant", "evidence"):
+    if cfg.variant in ("constant", "evidence", "profile_trained"):
         vocab = backend.embed_tokens(torch.arange(len(backend.tokenizer))).detach()  # any backend
         return ConstantTokens(vocab, cfg.n_constant, seed=seed)
     return None
@@ -172,10 +173,7 @@ class Aligner(nn.Module):
             out["loss"] = nll + self.cfg.sar_weight * sar
         if contrast:
             donor, kept = in_batch_donors(rows)
-            other = rows.copy()
-            for col in ("user", "item", "evidence_text"):  # evidence given with a row moves with its pair
-                if col in rows:
-                    other[col] = rows[col].to_numpy()[donor]
+            other = with_inputs_of(rows, donor)
             _, theirs, _, _ = self._nll(other, tgt, per_row=True)
             keep = torch.as_tensor(kept, device=own.device)
             hinge = F.relu(self.cfg.contrast_margin + own - theirs)[keep]
@@ -223,8 +221,8 @@ def check_variant(cfg: AlignModelConfig, tokenizer: Any) -> None:
     if cfg.contrast_weight < 0 or cfg.contrast_margin < 0:
         raise ConfigError(f"model.contrast_weight and model.contrast_margin must be >= 0, got "
                           f"{cfg.contrast_weight} and {cfg.contrast_margin}")
-    if cfg.contrast_weight > 0 and cfg.variant not in ("beat", "per_id", "evidence"):
+    if cfg.contrast_weight > 0 and not (cfg.variant in PAIR_INPUTS and cfg.variant in TRAINABLE):
         raise ConfigError(f"model.contrast_weight applies to variants with per-pair inputs and trained parts "
-                          f"(beat, per_id, evidence), not {cfg.variant!r}")
+                          f"({', '.join(v for v in PAIR_INPUTS if v in TRAINABLE)}), not {cfg.variant!r}")
     if not cfg.anchor_scale >= 0:
         raise ConfigError(f"model.anchor_scale must be >= 0, got {cfg.anchor_scale}")

@@ -88,7 +88,7 @@ def sample(frame: pd.DataFrame, split: str, n: int | None, seed: int) -> pd.Data
 
 def tokens_of_other_pairs(rows: pd.DataFrame, seed: int) -> pd.DataFrame:
     """The permutation control: every pair keeps its id, title and reference but takes the user and
-    item (so the behaviour tokens or the evidence) of another pair of the same sample that shares
+    item (so the behaviour tokens, the evidence or the text profile) of another pair of the same sample that shares
     NEITHER its user NOR its item. Each pair donates exactly once: a seeded random cyclic
     permutation (Sattolo's algorithm), then seeded swaps of donors until no pair's donor shares its
     user or item. A model whose explanations do not get worse under this swap does not use what
@@ -115,7 +115,18 @@ def tokens_of_other_pairs(rows: pd.DataFrame, seed: int) -> pd.DataFrame:
             raise DataError(f"the permutation control found no donor for pair {rows['id'].iloc[i]!r} that "
                             "shares neither its user nor its item (the sample repeats one user or item "
                             "too often)")
+    return with_inputs_of(rows, donor)
+
+
+PAIR_INPUT_COLUMNS = ("user", "item", "user_summary", "item_summary", "evidence_text")
+"""What a pair's inputs are read from; the id, title and reference stay with the pair."""
+
+
+def with_inputs_of(rows: pd.DataFrame, donor: np.ndarray) -> pd.DataFrame:
+    """``rows`` with each row's inputs (user, item, and what belongs to them: the text profile, any
+    evidence given with the row) taken from row ``donor[i]``; id, title and reference kept."""
     out = rows.copy()
-    for col in ("user", "item"):
-        out[col] = rows[col].to_numpy()[donor]
+    for col in PAIR_INPUT_COLUMNS:
+        if col in rows:
+            out[col] = rows[col].to_numpy()[donor]
     return out

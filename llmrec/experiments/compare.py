@@ -7,7 +7,8 @@ tokens (``model.anchor_tokens``, not in the paper: a fix attempt for the echo co
 zero-initialised residual (``model.anchor_scale=0``: starts exactly at the constant control); BEAT with LoRA
 adapters (``model.lora_rank=8``, the issue's optional ablation: no longer a frozen LLM). Labelled but
 not in the defaults: BEAT and the evidence method with the pair-contrastive term
-(``beat_contrast``, ``evidence_contrast``: ``model.contrast_weight``; configs/alignment/yelp-contrast.yaml). Each variant trains
+(``beat_contrast``, ``evidence_contrast``: ``model.contrast_weight``), and the trained text profile (b')
+(``profile_trained``); configs/alignment/yelp-levers.yaml. Each variant trains
 (if it has trainable parts) and generates into its own folder, resumably: a rerun skips finished
 training and committed generations, so the sweep can be stopped and restarted at any point.
 
@@ -24,7 +25,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from llmrec.alignment.config import AlignRunConfig
+from llmrec.alignment.config import PAIR_INPUTS, AlignRunConfig
 from llmrec.alignment.explain import explain_rows
 from llmrec.alignment.pairs import sample, tokens_of_other_pairs
 from llmrec.alignment.train import evidence_index, fit, load_inputs, load_run, setup
@@ -67,9 +68,10 @@ LABELS = {"title": "(a) title only", "profile": "(b) text profile", "constant": 
           "beat_contrast": "BEAT + pair-contrastive term (lever i)",
           "beat_contrast_shuffled": "BEAT + pair-contrastive term, tokens of another pair",
           "evidence_contrast": "evidence + style tokens + pair-contrastive term (lever i)",
-          "evidence_contrast_shuffled": "evidence + pair-contrastive term, another pair's evidence"}
-# variants whose inputs differ between pairs (soft tokens or evidence): they have a permutation control
-PER_PAIR_TOKENS = ("beat", "per_id", "evidence", "evidence_plain")
+          "evidence_contrast_shuffled": "evidence + pair-contrastive term, another pair's evidence",
+          "profile_trained": "(b') text profile + 12 trained constant tokens (lever ii)",
+          "profile_trained_shuffled": "(b') given another pair's profiles"}
+PER_PAIR_TOKENS = PAIR_INPUTS  # variants whose inputs differ between pairs: they have a permutation control
 
 
 def variant_config(cfg: AlignRunConfig, name: str, overrides: dict, out_dir: Path) -> AlignRunConfig:

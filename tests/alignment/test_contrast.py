@@ -78,3 +78,26 @@ def test_training_with_the_contrast_logs_it_and_moves_the_projection(stage1, tmp
 def test_contrast_settings_are_checked(stage1, tmp_path, extra):
     with pytest.raises(ConfigError, match="contrast"):
         setup(align_cfg(stage1, tmp_path, **extra), backend=tiny_backend())
+
+
+def test_trained_text_profile_reads_the_summaries_trains_and_is_permuted_with_them(stage1, tmp_path):
+    from llmrec.alignment.pairs import tokens_of_other_pairs
+
+    s = setup(align_cfg(stage1, tmp_path, variant="profile_trained", contrast_weight=1.0), backend=tiny_backend())
+    rows = sample(s.pairs, "train", 4, 0).reset_index(drop=True)
+    rows = rows.assign(user_summary=[f"likes thing{k}" for k in range(4)],
+                       item_summary=[f"serves dish{k}" for k in range(4)])
+    reqs, soft = s.aligner.requests(rows)
+    assert soft.shape[1] == 12  # the constant control's 12 tokens
+    user = reqs[2][-1]["content"]  # segments: text and soft-token blocks
+    text = " ".join(seg for seg in user if isinstance(seg, str))
+    assert "likes thing2" in text and "serves dish2" in text
+    swapped = tokens_of_other_pairs(rows, seed=0)
+    for k in range(4):  # the summaries move with the user and item; title and reference stay
+        donor = int(np.flatnonzero(rows["user"].to_numpy() == swapped["user"].iloc[k])[0])
+        assert swapped["user_summary"].iloc[k] == f"likes thing{donor}" != rows["user_summary"].iloc[k]
+        assert swapped["reference"].iloc[k] == rows["reference"].iloc[k]
+    before = s.aligner.trainable_state()
+    fit(s)
+    after = s.aligner.trainable_state()
+    assert any(not torch.equal(before[k], after[k]) for k in after)
