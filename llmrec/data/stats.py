@@ -35,12 +35,27 @@ def dataset_stats(data: Prepared) -> dict[str, Any]:
         "split": {"protocol": data.meta.get("split_protocol"),
                   "train": int((data.split == TRAIN).sum()), "valid": int((data.split == VALID).sum()),
                   "test": int((data.split == TEST).sum())},
+        "held_out_seen": held_out_seen(data),
         "derived": data.meta.get("derived", []),
         "caveats": data.meta.get("caveats", []),
         "dropped_rows": data.meta.get("dropped_rows", {}),
     }
     if data.explanations is not None:
         out["explanations"] = {k: int(v) for k, v in data.explanations["split"].value_counts().items()}
+    return out
+
+
+def held_out_seen(data: Prepared) -> dict[str, float]:
+    """Share of each held-out split's rows whose item the user already has among its TRAINING rows
+    (any behaviour): near 1, "which of my items comes back" is most of the task (a recent-items
+    ranking is then hard to beat); 0 where the release removed such pairs."""
+    key = data.user.astype(np.int64) * (data.n_items + 1) + data.item
+    train = np.unique(key[data.split == TRAIN])
+    out = {}
+    for name, split in (("valid", VALID), ("test", TEST)):
+        held = key[data.split == split]
+        if len(held):
+            out[name] = float(np.isin(held, train).mean())
     return out
 
 
@@ -64,6 +79,9 @@ def stats_markdown(stats: dict[str, Any]) -> str:
     sp = stats["split"]
     lines.append(f"| split | {sp['protocol']}: train {sp['train']:,} / valid {sp['valid']:,} / "
                  f"test {sp['test']:,} |")
+    if stats.get("held_out_seen"):
+        lines.append("| held-out items the user already had in training (any behaviour) | " + ", ".join(
+            f"{k} {v:.1%}" for k, v in stats["held_out_seen"].items()) + " |")
     if "explanations" in stats:
         lines.append("| explanation pairs | " + ", ".join(f"{k}: {v:,}" for k, v in
                                                         stats["explanations"].items()) + " |")

@@ -134,3 +134,16 @@ def test_explanation_split_has_no_zero_shot_leakage():
     assert not set(zero.item) & set(text_splits.item)
     again = split_explanations(expl, seed=1, valid_ratio=0.1, test_ratio=0.1, zero_shot_ratio=0.1)
     assert s.split.tolist() == again.split.tolist()
+
+
+def test_stats_count_held_out_items_the_user_already_had():
+    from llmrec.data.stats import dataset_stats, stats_markdown
+
+    # loo: a = x, y, x (test x: seen in training), valid y (not seen before); b = z, y, w: test w, valid y unseen
+    raw = raw_from([("a", "x", 1), ("a", "y", 2), ("a", "x", 3), ("a", "q", 0),
+                    ("b", "z", 1), ("b", "y", 2), ("b", "w", 3)])
+    d = prepare_raw(raw, DataConfig(split="loo"))
+    stats = dataset_stats(d)
+    assert stats["held_out_seen"] == {"valid": 0.0, "test": 0.5}
+    assert "| held-out items the user already had in training (any behaviour) | valid 0.0%, test 50.0% |" \
+        in stats_markdown(stats)
