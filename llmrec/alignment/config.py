@@ -78,7 +78,7 @@ class AlignModelConfig:
     batch order is random), its user and item swapped in, title and reference kept, as in the
     permutation control; a row whose donor shares its user or item is left out of the term. A
     margin ranking loss on sequence likelihoods; it costs a second forward and backward per step.
-    Variants with per-pair inputs and trained parts only: beat, per_id, evidence."""
+    Variants with per-pair inputs and trained parts only: beat, per_id, evidence, profile_trained."""
     contrast_margin: float = 0.1
     """The pair-contrastive margin, in nats per reference token."""
     n_constant: int = 12

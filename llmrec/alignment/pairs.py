@@ -88,8 +88,8 @@ def sample(frame: pd.DataFrame, split: str, n: int | None, seed: int) -> pd.Data
 
 def tokens_of_other_pairs(rows: pd.DataFrame, seed: int) -> pd.DataFrame:
     """The permutation control: every pair keeps its id, title and reference but takes the user and
-    item (so the behaviour tokens, the evidence or the text profile) of another pair of the same sample that shares
-    NEITHER its user NOR its item. Each pair donates exactly once: a seeded random cyclic
+    item (so the behaviour tokens, the evidence or the text profile) of another pair of the same
+    sample that shares NEITHER its user NOR its item. Each pair donates exactly once: a seeded random cyclic
     permutation (Sattolo's algorithm), then seeded swaps of donors until no pair's donor shares its
     user or item. A model whose explanations do not get worse under this swap does not use what
     its inputs say about the pair."""
