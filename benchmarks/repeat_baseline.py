@@ -30,18 +30,11 @@ sys.path.insert(0, str(HERE.parent))
 from llmrec.atomic import write_text  # noqa: E402
 
 
-def seen_share(data, split: int) -> float:
-    from llmrec.data.prepare import TRAIN
-
-    seen = set(zip(data.user[data.split == TRAIN].tolist(), data.item[data.split == TRAIN].tolist()))
-    held = data.split == split
-    return float(np.mean([(u, i) in seen for u, i in zip(data.user[held].tolist(), data.item[held].tolist())]))
-
-
 def main() -> None:
     from llmrec.config import EvalConfig
     from llmrec.data.prepare import TEST, prepare
     from llmrec.data.sequences import EvalExamples
+    from llmrec.data.stats import held_out_seen
     from llmrec.eval.baselines import RecentItems
     from llmrec.eval.bootstrap import paired_bootstrap
     from llmrec.eval.ranking import evaluate
@@ -65,7 +58,7 @@ def main() -> None:
             for name, window in REFERENCES.items()}
     metrics = [m for m in ab["metrics"] if m in refs[next(iter(refs))].per_user]
     report = {"config": args.config, "overrides": args.set, "dataset": data.name,
-              "test_users": len(examples.users), "held_out_seen_in_training": seen_share(data, TEST),
+              "test_users": len(examples.users), "held_out_seen_in_training": held_out_seen(data)["test"],
               "references": {name: {m: r.metrics[m] for m in metrics} for name, r in refs.items()},
               "models": {}, "not_run": []}
     if args.runs:
