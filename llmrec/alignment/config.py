@@ -134,7 +134,8 @@ class AlignTrainConfig:
 @dataclass(kw_only=True)
 class AlignEvalConfig:
     splits: list[str] = field(default_factory=lambda: ["test", "zero_shot"])
-    """Explanation splits to generate for and score."""
+    """Explanation splits to generate for and score; ``test_rest`` (any split + ``_rest``): the split's
+    pairs outside the ``max_pairs`` sample, scored as a table of their own."""
     max_pairs: int | None = 200
     """Seeded sample of each split's pairs (None = all)."""
     max_new_tokens: int = 64
@@ -195,9 +196,11 @@ class AlignRunConfig:
         caller passes an already loaded backend)."""
         if not self.model.tokenizer_run:
             raise ConfigError("model.tokenizer_run: the stage-1 run folder is required")
-        bad = [s for s in self.eval.splits if s not in ("train", "valid", "test", "zero_shot")]
+        known = ("train", "valid", "test", "zero_shot")
+        bad = [s for s in self.eval.splits if s.removesuffix("_rest") not in known]
         if bad:
-            raise ConfigError(f"eval.splits: unknown split(s) {bad}; known: train, valid, test, zero_shot")
+            raise ConfigError(f"eval.splits: unknown split(s) {bad}; known: {', '.join(known)}, and each "
+                              "with _rest (its pairs outside the eval.max_pairs sample)")
         if models:
             from llmrec.llm.catalog import require_installed
 

@@ -78,12 +78,21 @@ def _text(value) -> str:
     return value if isinstance(value, str) else ""  # absent in a row: NaN in the table
 
 
+REST = "_rest"
+"""Suffix of an evaluation split that holds the pairs of a split OUTSIDE its seeded sample
+(``test_rest``): the untouched remainder, reported apart from the sample that earlier tables used."""
+
+
 def sample(frame: pd.DataFrame, split: str, n: int | None, seed: int) -> pd.DataFrame:
-    """A seeded sample of one split's pairs, in a fixed order (the same for every method)."""
-    part = frame.loc[frame["split"] == split]
+    """A seeded sample of one split's pairs, in a fixed order (the same for every method);
+    ``<split>_rest``: that split's pairs the sample of ``n`` leaves out (empty when ``n`` covers all)."""
+    base = split.removesuffix(REST)
+    part = frame.loc[frame["split"] == base]
+    keep = np.ones(len(part), dtype=bool)
     if n is not None and len(part) > n:
-        part = part.iloc[np.sort(np.random.default_rng(seed).choice(len(part), n, replace=False))]
-    return part.reset_index(drop=True)
+        keep[:] = False
+        keep[np.random.default_rng(seed).choice(len(part), n, replace=False)] = True
+    return part.iloc[np.flatnonzero(~keep if split != base else keep)].reset_index(drop=True)
 
 
 def tokens_of_other_pairs(rows: pd.DataFrame, seed: int) -> pd.DataFrame:

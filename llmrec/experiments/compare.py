@@ -27,7 +27,7 @@ from typing import Any
 
 from llmrec.alignment.config import PAIR_INPUTS, AlignRunConfig
 from llmrec.alignment.explain import explain_rows
-from llmrec.alignment.pairs import sample, tokens_of_other_pairs
+from llmrec.alignment.pairs import REST, sample, tokens_of_other_pairs
 from llmrec.alignment.train import evidence_index, fit, load_inputs, load_run, setup
 from llmrec.atomic import save_figure, write_text
 from llmrec.config import apply_overrides, from_dict, to_dict
@@ -84,7 +84,12 @@ def variant_config(cfg: AlignRunConfig, name: str, overrides: dict, out_dir: Pat
 
 def eval_rows(cfg: AlignRunConfig, pairs) -> dict[str, Any]:
     """The sampled pairs of each evaluation split: the same for every method and LLM."""
-    return {split: sample(pairs, split, cfg.eval.max_pairs, cfg.eval.seed) for split in cfg.eval.splits}
+    out = {split: sample(pairs, split, cfg.eval.max_pairs, cfg.eval.seed) for split in cfg.eval.splits}
+    for split, rows in out.items():
+        if split.endswith(REST) and not len(rows):
+            raise ConfigError(f"eval.splits: {split} is empty: the eval.max_pairs sample ({cfg.eval.max_pairs}) "
+                              f"already holds every {split.removesuffix(REST)} pair")
+    return out
 
 
 def check_variants(variants: dict[str, dict], default_kind: str = "beat") -> None:
@@ -153,7 +158,7 @@ def log_held_out(out: Path, event: str, split: str, variants: list[str], **count
     """Appends one line to ``out/test_evaluations.jsonl`` for every generation or scoring on a held-out
     split (test, zero_shot), so that "test computed once" can be checked from the folder: one
     ``generate`` line with ``new`` > 0 per variant and split, unless a crash split it in two."""
-    if split not in HELD_OUT:
+    if split.removesuffix(REST) not in HELD_OUT:
         return
     import datetime
 

@@ -38,6 +38,12 @@ def test_real_yelp_pairs_keep_the_data_layer_splits(tmp_path):
     assert not zero_users & set(pairs.loc[pairs["split"] == "train", "user"])
     assert not set(sample(pairs, "test", 200, 0)["id"]) & set(train["id"])
     assert sample(pairs, "test", 200, 0)["id"].tolist() == sample(pairs, "test", 200, 0)["id"].tolist()
+    # test_rest: exactly the test pairs the 200-sample leaves out
+    rest = sample(pairs, "test_rest", 200, 0)
+    n_test = int((pairs["split"] == "test").sum())
+    assert len(rest) == n_test - 200 > 0 and set(rest["split"]) == {"test"}
+    assert not set(rest["id"]) & set(sample(pairs, "test", 200, 0)["id"])
+    assert len(sample(pairs, "test_rest", None, 0)) == 0
 
 
 @needs_smollm2
