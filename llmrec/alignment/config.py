@@ -9,6 +9,10 @@ from typing import Literal
 from llmrec.config import apply_overrides, from_dict, read_config_file
 from llmrec.errors import ConfigError
 
+REST = "_rest"
+"""Suffix of an evaluation split that holds the pairs of a split OUTSIDE its seeded sample
+(``test_rest``): the untouched remainder, reported apart from the sample that earlier tables used."""
+
 Variant = Literal["beat", "title", "profile", "constant", "per_id", "evidence", "evidence_plain", "profile_trained"]
 EVIDENCE_VARIANTS = ("evidence", "evidence_plain")
 VARIANTS = ("beat", "title", "profile", "constant", "per_id")
@@ -197,10 +201,10 @@ class AlignRunConfig:
         if not self.model.tokenizer_run:
             raise ConfigError("model.tokenizer_run: the stage-1 run folder is required")
         known = ("train", "valid", "test", "zero_shot")
-        bad = [s for s in self.eval.splits if s.removesuffix("_rest") not in known]
+        bad = [s for s in self.eval.splits if s.removesuffix(REST) not in known]
         if bad:
             raise ConfigError(f"eval.splits: unknown split(s) {bad}; known: {', '.join(known)}, and each "
-                              "with _rest (its pairs outside the eval.max_pairs sample)")
+                              f"with {REST} (its pairs outside the eval.max_pairs sample)")
         if models:
             from llmrec.llm.catalog import require_installed
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from llmrec.alignment.config import REST
 from llmrec.data.io import LINE, read_jsonl
 from llmrec.data.prepare import Prepared
 from llmrec.errors import DataError
@@ -76,11 +77,6 @@ def _read_teacher(path: Path, data: Prepared) -> pd.DataFrame:
 
 def _text(value) -> str:
     return value if isinstance(value, str) else ""  # absent in a row: NaN in the table
-
-
-REST = "_rest"
-"""Suffix of an evaluation split that holds the pairs of a split OUTSIDE its seeded sample
-(``test_rest``): the untouched remainder, reported apart from the sample that earlier tables used."""
 
 
 def sample(frame: pd.DataFrame, split: str, n: int | None, seed: int) -> pd.DataFrame:
