@@ -59,7 +59,7 @@ def main() -> None:
     from llmrec.data.prepare import prepare
     from llmrec.data.sequences import TrainWindows
     from llmrec.experiments.ablate import load_ablation, run_config
-    from llmrec.train.run import setup
+    from llmrec.train.run import build_adapter, setup
     from llmrec.train.seed import seed_everything
     from llmrec.train.trainer import Trainer
 
@@ -91,7 +91,8 @@ def main() -> None:
             pick = np.random.default_rng(0).permutation(len(train))[: args.batches * cfg.train.batch_size]
             train = TrainWindows(train.users[pick], {f: w[pick] for f, w in train.windows.items()},
                                  train.target_behavior)
-        trainers[label] = (Trainer(model, cfg.train, eval_cfg=cfg.eval, n_items=data.n_items), train)
+        adapter, _ = build_adapter(cfg, data, model)  # an ESIM variant trains through its adapter
+        trainers[label] = (Trainer(model, cfg.train, eval_cfg=cfg.eval, n_items=data.n_items, adapter=adapter), train)
         trainers[label][0]._epoch(train)  # warm-up
         print(f"built {label}", flush=True)
     times: dict[str, list[float]] = {label: [] for label in trainers}
