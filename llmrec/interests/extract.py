@@ -32,6 +32,15 @@ def _phrase(value: Any) -> str:
     return " ".join(str(value).strip().strip(".").lower().split())
 
 
+def copied_from_prompt(phrase: str, history: str, prompt_text: str) -> bool:
+    """True when the phrase is in the prompt's fixed text (instruction, worked example) but not in
+    the user's history: an echo of the prompt, not an interest of this user."""
+    def has(text: str) -> bool:
+        return re.search(r"(?<!\w)" + re.escape(phrase) + r"(?!\w)", " ".join(text.lower().split())) is not None
+
+    return bool(prompt_text) and has(prompt_text) and not has(history)
+
+
 def _json_list(raw: str) -> list:
     """The first JSON list in the answer; a list cut off by the length cap is closed after its
     last complete object."""
@@ -51,10 +60,13 @@ def _json_list(raw: str) -> list:
     return value
 
 
-def parse_interests(raw: str, record: dict | None = None, *, k: int = 5) -> list[dict]:
+def parse_interests(raw: str, record: dict | None = None, *, k: int = 5, prompt_text: str = "") -> list[dict]:
     """Validated ``[{"interest": str, "weight": float}]``, at most k, highest weight first.
-    Raises ValueError when the answer does not conform (the runner then repairs or falls back)."""
+    Phrases copied from the prompt (``copied_from_prompt``) are dropped. Raises ValueError when the
+    answer does not conform or only repeats the prompt (the runner then repairs or falls back)."""
     out: list[dict] = []
+    copied = 0
+    history = (record or {}).get("history", "")
     for i, obj in enumerate(_json_list(raw)):
         if not isinstance(obj, dict) or "interest" not in obj or "weight" not in obj:
             raise ValueError(f"item {i} is not an object with 'interest' and 'weight'")
@@ -63,20 +75,26 @@ def parse_interests(raw: str, record: dict | None = None, *, k: int = 5) -> list
             raise ValueError(f"item {i}: weight {weight!r} is not a number in [0, 1]")
         if not phrase or len(phrase.split()) > MAX_WORDS:
             raise ValueError(f"item {i}: interest {obj['interest']!r} is not a short phrase")
-        if phrase not in {o["interest"] for o in out}:
+        if copied_from_prompt(phrase, history, prompt_text):
+            copied += 1
+        elif phrase not in {o["interest"] for o in out}:
             out.append({"interest": phrase, "weight": float(weight)})
     if not out:
-        raise ValueError("empty list")
+        raise ValueError("every interest repeats the prompt's text" if copied else "empty list")
     return sorted(out, key=lambda o: -o["weight"])[:k]
 
 
-def fallback_interests(raw: str, history: str, k: int) -> tuple[list[dict], str]:
+def fallback_interests(raw: str, history: str, k: int, prompt_text: str = "") -> tuple[list[dict], str]:
     """(interests, source): quoted phrases salvaged from a malformed answer, else the most frequent
-    categories of the history text (the parenthesised part of each line), else its first titles."""
+    categories of the history text (the parenthesised part of each line), else its first titles.
+    A salvaged phrase is a quoted value, never a JSON key (a string followed by ':'), and never text
+    the answer copied from the prompt (``prompt_text``: its fixed part) rather than from the user's
+    history: small models echo the worked example's phrases and the schema's words."""
     quoted = []
-    for q in re.findall(r'"interest"\s*:\s*"([^"\n]{2,60})"|(?:\[|,)\s*"([^"\n]{2,60})"', raw):
+    for q in re.findall(r'"interest"\s*:\s*"([^"\n]{2,60})"|(?:\[|,)\s*"([^"\n]{2,60})"(?!\s*:)', raw):
         p = _phrase(q[0] or q[1])
-        if p and len(p.split()) <= MAX_WORDS and p not in quoted and p not in ("interest", "weight"):
+        if (p and len(p.split()) <= MAX_WORDS and p not in quoted and p not in ("interest", "weight")
+                and not copied_from_prompt(p, history, prompt_text)):
             quoted.append(p)
     if quoted:
         return [{"interest": p, "weight": round(1 / len(quoted[:k]), 4)} for p in quoted[:k]], "salvaged"
@@ -111,6 +129,13 @@ class Prompts:
 
     def again(self, record: dict, answer: str) -> list[dict]:
         return self.repair.messages(history=record["history"], k=str(self.k), answer=answer.strip()[:300] or "(empty)")
+
+    def fixed_text(self) -> str:
+        """Everything both prompts say besides the user's history and answer (system, worked
+        example, instruction): what an answer must not copy to count as an interest."""
+        msgs = self.ask.messages(history="", k=str(self.k)) + self.repair.messages(history="", k=str(self.k), answer="")
+        parts = [c for m in msgs for c in (m["content"] if isinstance(m["content"], list) else [m["content"]])]
+        return "\n".join(p for p in parts if isinstance(p, str))
 
 
 def generation_params(cfg: ExtractConfig):
@@ -163,9 +188,46 @@ def run_extraction(records: list[dict], cfg: ExtractConfig, output: str, *, gene
         last.update({r["id"]: t for r, t in zip(batch, texts)})
         return texts
 
+    fixed = prompts.fixed_text()
+
     def fallback(record: dict) -> dict:
-        interests, source = fallback_interests(last.get(record["id"], ""), record["history"], cfg.k)
+        interests, source = fallback_interests(last.get(record["id"], ""), record["history"], cfg.k, fixed)
         return {"interests": interests, "fallback": source}
 
-    return runner.run(records, call, parse=lambda raw, rec: {"interests": parse_interests(raw, rec, k=cfg.k)},
+    return runner.run(records, call, parse=lambda raw, rec: {"interests": parse_interests(raw, rec, k=cfg.k, prompt_text=fixed)},
                       repair=repair, fallback=fallback, limit=limit)
+
+
+def refresh_fallbacks(results: list[dict], histories: dict[str, str], cfg: ExtractConfig) -> tuple[list[dict], int]:
+    """The job's results derived again from their recorded last answers under the current parse and
+    salvage rules (no LLM call), and how many changed: a valid answer that now fails (e.g. it only
+    repeats the prompt's example) becomes a fallback, and every fallback is salvaged again. Both
+    are pure functions of (answer, history, k), so an artifact rebuilt after a rule fix needs no
+    new extraction; the JSONL keeps what was decided at the time."""
+    fixed, out, changed = Prompts(cfg).fixed_text(), [], 0
+    for r in results:
+        if r["id"] not in histories:
+            out.append(r)
+            continue
+        record = {"id": r["id"], "history": histories[r["id"]]}
+        new, status = r["parsed"], r["status"]
+        try:
+            if status == "fallback":
+                raise ValueError("recorded fallback")
+            new = {"interests": parse_interests(r["output"], record, k=cfg.k, prompt_text=fixed)}
+        except ValueError:
+            interests, source = fallback_interests(r["output"], record["history"], cfg.k, fixed)
+            new, status = {"interests": interests, "fallback": source}, "fallback"
+        if new != r["parsed"] or status != r["status"]:
+            changed += 1
+            r = {**r, "parsed": new, "status": status}
+        out.append(r)
+    return out, changed
+
+
+def prompt_copies(results: list[dict], histories: dict[str, str], cfg: ExtractConfig) -> int:
+    """Representatives whose final interests include a phrase copied from the prompt (see
+    ``copied_from_prompt``); valid answers are kept as the LLM gave them, so this is reported."""
+    fixed = Prompts(cfg).fixed_text()
+    return sum(any(copied_from_prompt(i["interest"], histories.get(r["id"], ""), fixed)
+                   for i in (r["parsed"] or {}).get("interests", [])) for r in results)

@@ -98,7 +98,7 @@ def run_job(cfg: InterestsConfig, *, dry_run: bool = False, limit: int | None = 
             llm: Any = None, generate: Any = None) -> dict:
     """Run (or resume) the job; returns its stats. ``llm``/``generate`` inject a backend (tests)."""
     from llmrec.data.prepare import prepare
-    from llmrec.interests.extract import prompt_hash, run_extraction
+    from llmrec.interests.extract import prompt_copies, prompt_hash, refresh_fallbacks, run_extraction
     from llmrec.interests.texts import user_texts
     from llmrec.llm.jobs import read_results
 
@@ -116,6 +116,7 @@ def run_job(cfg: InterestsConfig, *, dry_run: bool = False, limit: int | None = 
     reps = texts.users[cl.exemplars]
     history = dict(zip(texts.users.tolist(), texts.texts))
     records = [{"id": data.user_vocab[u], "history": history[int(u)]} for u in reps]
+    history_by_id = {r["id"]: r["history"] for r in records}
     job_path = out / "llm_job.jsonl"
     done = {r["id"] for r in read_results(job_path)} if job_path.exists() else set()
     stats: dict[str, Any] = {
@@ -144,7 +145,10 @@ def run_job(cfg: InterestsConfig, *, dry_run: bool = False, limit: int | None = 
                  llm_seconds=round(summary.seconds, 2), complete=summary.complete, llm=cfg.extract.llm,
                  backend=cfg.extract.backend, engine=cfg.extract.engine, prompt_hash=prompt_hash(cfg.extract))
     if summary.complete:
-        stats["artifact"] = str(write_artifact(cfg, data.user_vocab, texts, cl, read_results(job_path), stats))
+        results, changed = refresh_fallbacks(read_results(job_path), history_by_id, cfg.extract)
+        stats.update(fallbacks_rederived=changed, fallbacks_final=sum(r["status"] == "fallback" for r in results),
+                     prompt_copies=prompt_copies(results, history_by_id, cfg.extract))
+        stats["artifact"] = str(write_artifact(cfg, data.user_vocab, texts, cl, results, stats))
     stats["seconds"] = round(time.perf_counter() - t0, 2)
     write_text(out / "stats.json", json.dumps(stats, indent=1, default=str))
     return stats

@@ -84,3 +84,57 @@ def test_malformed_llm_output_never_stops_the_job(tmp_path):
     # the repair turn shows the model its bad answer
     assert "This answer is not valid: I cannot answer that" in content(seen[1][0])
     json.dumps(rows)  # every line is plain JSON
+
+
+# the fixed text of a prompt with a worked example (what small models echo)
+PROMPT = ('Return a JSON list of 3 objects {"interest": short phrase, "weight": number}.\n'
+          '[{"interest": "trail running", "weight": 0.6}, {"interest": "camping gear", "weight": 0.3}]')
+
+
+def test_salvage_skips_json_keys_and_phrases_copied_from_the_prompt():
+    # a SmolLM2-style answer (weight out of range, so it is salvaged): the worked example's phrase,
+    # the instruction's words, a schema word used as a key, and two phrases of the user's own
+    raw = '[{"interest": "hair care", "weight": 9}, "camping gear", "short phrase", "dry shampoo", "type": "x"]'
+    got, src = fallback_interests(raw, "Dry Shampoo (Hair Care), rated 5", 5, PROMPT)
+    assert src == "salvaged" and [g["interest"] for g in got] == ["hair care", "dry shampoo"]
+    got, _ = fallback_interests(raw, "Dry Shampoo (Hair Care), rated 5", 5)  # no prompt text: only keys go
+    assert [g["interest"] for g in got] == ["hair care", "camping gear", "short phrase", "dry shampoo"]
+    # a prompt phrase the user's own history contains is the user's, not an echo
+    got, _ = fallback_interests('["camping gear"]', "Camping Gear Bag (Outdoor)", 5, PROMPT)
+    assert [g["interest"] for g in got] == ["camping gear"]
+
+
+def test_parse_drops_prompt_echoes_and_rejects_an_answer_that_only_echoes():
+    rec = {"id": "u", "history": "Dry Shampoo (Hair Care), rated 4"}
+    raw = '[{"interest": "trail running", "weight": 0.6}, {"interest": "dry shampoo", "weight": 0.3}]'
+    assert parse_interests(raw, rec, prompt_text=PROMPT) == [{"interest": "dry shampoo", "weight": 0.3}]
+    with pytest.raises(ValueError, match="repeats the prompt"):
+        parse_interests('[{"interest": "camping gear", "weight": 0.3}]', rec, prompt_text=PROMPT)
+    assert parse_interests(raw, rec) == [{"interest": "trail running", "weight": 0.6},
+                                         {"interest": "dry shampoo", "weight": 0.3}]  # no prompt, no rule
+
+
+def test_refresh_rederives_from_recorded_answers_without_the_llm():
+    from llmrec.interests.extract import Prompts, prompt_copies, refresh_fallbacks
+
+    cfg = ExtractConfig(k=3)
+    example = Prompts(cfg).fixed_text()
+    assert "trail running" in example  # the shipped prompt's worked example (else this test proves nothing)
+    hist = {"a": "Lipstick (Makeup), rated 5", "b": "Nail Polish (Nails), rated 4", "c": "Mascara (Makeup)"}
+    results = [
+        {"id": "a", "status": "ok", "output": '[{"interest": "trail running", "weight": 0.9}]',
+         "parsed": {"interests": [{"interest": "trail running", "weight": 0.9}]}},
+        {"id": "b", "status": "fallback", "output": '[{"weight": 2}, "type": "nail art"]',
+         "parsed": {"interests": [{"interest": "type", "weight": 0.5}, {"interest": "nail art", "weight": 0.5}],
+                    "fallback": "salvaged"}},
+        {"id": "c", "status": "ok", "output": '[{"interest": "mascara", "weight": 1}]',
+         "parsed": {"interests": [{"interest": "mascara", "weight": 1.0}]}},
+    ]
+    assert prompt_copies(results, hist, cfg) == 1
+    new, changed = refresh_fallbacks(results, hist, cfg)
+    assert changed == 2 and new[2] is results[2]
+    assert new[0]["status"] == "fallback" and new[0]["parsed"] == {
+        "interests": [{"interest": "makeup", "weight": 1.0}], "fallback": "categories"}
+    # keys are no longer salvaged, so b falls through to its history's top category
+    assert new[1]["parsed"] == {"interests": [{"interest": "nails", "weight": 1.0}], "fallback": "categories"}
+    assert prompt_copies(new, hist, cfg) == 0
