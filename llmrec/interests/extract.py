@@ -131,11 +131,12 @@ class Prompts:
         return self.repair.messages(history=record["history"], k=str(self.k), answer=answer.strip()[:300] or "(empty)")
 
     def fixed_text(self) -> str:
-        """Everything both prompts say besides the user's history and answer (system, worked
-        example, instruction): what an answer must not copy to count as an interest."""
-        msgs = self.ask.messages(history="", k=str(self.k)) + self.repair.messages(history="", k=str(self.k), answer="")
-        parts = [c for m in msgs for c in (m["content"] if isinstance(m["content"], list) else [m["content"]])]
-        return "\n".join(p for p in parts if isinstance(p, str))
+        """What both prompts say besides any history: the system line, the worked example's
+        answer and the instruction, which an answer must not copy to count as an interest. The
+        worked example's own history is left out: its words ("hydration") can be real interests."""
+        parts = [self.ask.system, self.repair.system, *(answer for _, answer in self.ask.examples),
+                 *self.ask.render(history="", k=str(self.k)), *self.repair.render(history="", k=str(self.k), answer="")]
+        return "\n".join(p for p in parts if isinstance(p, str) and p)
 
 
 def generation_params(cfg: ExtractConfig):
