@@ -110,7 +110,7 @@ def main() -> None:
         med = statistics.median(times[label]) * scale
         rows.append({"model": label, "epoch_seconds_median": med, "epoch_seconds": times[label],
                      "batch_seconds_median": statistics.median(times[label]) / (args.batches or full_batches),
-                     "ratio": med / (base * scale), "parameters": sum(p.numel() for p in trainer.model.parameters()),
+                     "ratio": med / (base * scale), "parameters": sum(p.numel() for p in trainer.train_module.parameters()),
                      "windows": n_windows})
         print(f"{label:24s} {med:7.3f} s/epoch  x{rows[-1]['ratio']:.2f}", flush=True)
     result = {"command": ["python", "benchmarks/epoch_seconds.py", *sys.argv[1:]], "config": args.config,
