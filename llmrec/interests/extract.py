@@ -227,8 +227,9 @@ def refresh_fallbacks(results: list[dict], histories: dict[str, str], cfg: Extra
 
 
 def prompt_copies(results: list[dict], histories: dict[str, str], cfg: ExtractConfig) -> int:
-    """Representatives whose final interests include a phrase copied from the prompt (see
-    ``copied_from_prompt``); valid answers are kept as the LLM gave them, so this is reported."""
+    """Representatives whose interests include a phrase copied from the prompt (see
+    ``copied_from_prompt``). Run on results the current rules produced it is a check and should be 0;
+    on results recorded under older rules it counts the echoes a refresh would remove."""
     fixed = Prompts(cfg).fixed_text()
     return sum(any(copied_from_prompt(i["interest"], histories.get(r["id"], ""), fixed)
                    for i in (r["parsed"] or {}).get("interests", [])) for r in results)
