@@ -212,13 +212,14 @@ def refresh_fallbacks(results: list[dict], histories: dict[str, str], cfg: Extra
             continue
         record = {"id": r["id"], "history": histories[r["id"]]}
         new, status = r["parsed"], r["status"]
-        try:
-            if status == "fallback":
-                raise ValueError("recorded fallback")
-            new = {"interests": parse_interests(r["output"], record, k=cfg.k, prompt_text=fixed)}
-        except ValueError:
+        if status != "fallback":
+            try:
+                new = {"interests": parse_interests(r["output"], record, k=cfg.k, prompt_text=fixed)}
+            except ValueError:
+                status = "fallback"
+        if status == "fallback":
             interests, source = fallback_interests(r["output"], record["history"], cfg.k, fixed)
-            new, status = {"interests": interests, "fallback": source}, "fallback"
+            new = {"interests": interests, "fallback": source}
         if new != r["parsed"] or status != r["status"]:
             changed += 1
             r = {**r, "parsed": new, "status": status}
