@@ -14,8 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", "-c", help="ablation YAML (eimf_stage/*.yaml, blade_stage/*.yaml): a run "
                                                "config plus backbones / seeds / variants [/ baseline / metrics]")
     parser.add_argument("--out", "-o", default="runs/ablate", help="folder of the runs and results.{json,md,png}")
-    parser.add_argument("--backbones", nargs="+", help="subset of the config's backbones (or names with "
-                                                      "default sections)")
+    parser.add_argument("--backbones", nargs="+", help="subset of the config's backbones (or registered names, "
+                                                      "default sections); space- or comma-separated")
     parser.add_argument("--seeds", nargs="+", type=int, help="override the config's seeds")
     parser.add_argument("--variants", help="comma-separated: plain, esim (both terms), align, predict, "
                                                  "or names of the config's own variants")

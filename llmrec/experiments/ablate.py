@@ -55,6 +55,12 @@ def load_ablation(path: str | Path | None, overrides: list[str], *, backbones: l
     if not isinstance(sections, dict):
         raise ConfigError(f"{path}: backbones must map a label to a backbone section")
     if backbones:
+        # "a,b c" and "a b c" pick the same (--variants is comma-separated; accept both spellings)
+        backbones = [b for arg in backbones for b in str(arg).split(",") if b]
+        unknown = [b for b in backbones if b not in sections and not _registered(b)]
+        if unknown:
+            raise ConfigError(f"{path}: --backbones {unknown} are neither labels of the config's backbones "
+                              f"{list(sections)} nor registered backbones")
         if baseline is not None and baseline in sections and baseline not in backbones:
             baseline = None  # --backbones left the baseline out: no differences against it
         sections = {b: sections.get(b, {}) for b in backbones}
@@ -95,6 +101,12 @@ def load_ablation(path: str | Path | None, overrides: list[str], *, backbones: l
     return {"base": values, "backbones": sections, "seeds": [int(s) for s in seeds], "variants": names,
             "custom": custom, "baseline": baseline, "metrics": list(metrics), "by_popularity": list(grouped),
             "pairs": pairs}
+
+
+def _registered(name: str) -> bool:
+    from llmrec.backbones.registry import list_backbones
+
+    return name in list_backbones()
 
 
 def reference_variant(ab: dict[str, Any]) -> str:

@@ -128,6 +128,12 @@ def test_named_variants_labelled_backbones_and_a_baseline(tiny_cfg, tmp_path):
         load_ablation(path, ["pairs=[wide]"])
     picked = load_ablation(path, [], backbones=["wide"])
     assert picked["pairs"] == [] and picked["baseline"] is None  # what --backbones left out is left out
+    # commas pick as spaces do; a label that is neither in the config nor registered is named
+    assert list(load_ablation(path, [], backbones=["wide,sasrec"])["backbones"]) == ["wide", "sasrec"]
+    assert list(load_ablation(path, [], backbones=["sasrec", "ibim"])["backbones"]) == ["sasrec", "ibim"]
+    with pytest.raises(ConfigError, match=r"--backbones \['nope'\] are neither labels of the config's "
+                                          r"backbones \['sasrec', 'wide'\] nor registered"):
+        load_ablation(path, [], backbones=["wide,nope"])
     with pytest.raises(ConfigError, match="variant name 'w/o x' names a folder"):
         load_ablation(path, ["variants={w/o x: {}}"])
 
