@@ -1,0 +1,50 @@
+"""Keep the finished runs of an ablation folder in git, without their checkpoints.
+
+A session's ``runs/`` does not outlive the session machine here, and some tables need more
+core-hours than one session holds. Every finished run (a ``seed<s>`` folder with results.json) is
+copied without its ``*.safetensors`` into benchmarks/runs_kept/<name>/: what ``llmrec ablate``
+reads to reuse a run (results.json, test_per_user.npz, metrics.jsonl) and the run's results.md.
+These are runs of tables still in progress, not results; the table is published once it is whole.
+
+    python benchmarks/keep_runs.py runs/alibaba-mb                    # keep
+    mkdir -p runs && cp -r benchmarks/runs_kept/alibaba-mb runs/      # restore, then rerun the ablate
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+KEPT = ("results.json", "results.md", "metrics.jsonl", "test_per_user.npz", "test_next_scene.npz")
+
+
+def keep(src: Path, dst: Path) -> list[Path]:
+    """Copies each finished run under ``src`` to the same place under ``dst``; returns the runs."""
+    done = sorted(p.parent for p in src.glob("*/*/seed*/results.json"))
+    for run in done:
+        target = dst / run.relative_to(src)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in KEPT:
+            if (run / name).exists():
+                tmp = target / f".{name}.tmp"
+                shutil.copyfile(run / name, tmp)
+                tmp.replace(target / name)  # a crash leaves the old copy or the new one, never half
+    return done
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", help="an `llmrec ablate --out` folder")
+    parser.add_argument("--name", help="folder under benchmarks/runs_kept (default: the runs folder's name)")
+    args = parser.parse_args()
+    src = Path(args.runs)
+    done = keep(src, HERE / "runs_kept" / (args.name or src.name))
+    print(f"kept {len(done)} finished runs of {src}:")
+    for run in done:
+        print("  ", run.relative_to(src))
+
+
+if __name__ == "__main__":
+    main()
