@@ -6,6 +6,11 @@ copied without its ``*.safetensors`` into benchmarks/runs_kept/<name>/: what ``l
 reads to reuse a run (results.json, test_per_user.npz, metrics.jsonl) and the run's results.md.
 These are runs of tables still in progress, not results; the table is published once it is whole.
 
+An ``llmrec interests extract`` folder (it has user_emb.json) keeps what its resume needs besides
+the user embeddings, which are 34 MB on Beauty and recomputed from the same texts (their cache key
+is the texts' hash, so the kept clustering and the LLM's recorded answers are reused as they are):
+user_emb.json, clusters.{json,npz}, llm_job.jsonl and its summary, stats.json.
+
     python benchmarks/keep_runs.py runs/alibaba-mb                    # keep
     mkdir -p runs && cp -r benchmarks/runs_kept/alibaba-mb runs/      # restore, then rerun the ablate
 """
@@ -18,19 +23,28 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 KEPT = ("results.json", "results.md", "metrics.jsonl", "test_per_user.npz", "test_next_scene.npz")
+KEPT_INTERESTS = ("user_emb.json", "clusters.json", "clusters.npz", "llm_job.jsonl",
+                  "llm_job.jsonl.summary.json", "stats.json")
+
+
+def _copy(src: Path, dst: Path, names: tuple[str, ...]) -> None:
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        if (src / name).exists():
+            tmp = dst / f".{name}.tmp"
+            shutil.copyfile(src / name, tmp)
+            tmp.replace(dst / name)  # a crash leaves the old copy or the new one, never half
 
 
 def keep(src: Path, dst: Path) -> list[Path]:
-    """Copies each finished run under ``src`` to the same place under ``dst``; returns the runs."""
+    """Copies each finished run under ``src`` (or an interests job's resumable state) to the same
+    place under ``dst``; returns the runs kept."""
+    if (src / "user_emb.json").exists():
+        _copy(src, dst, KEPT_INTERESTS)
+        return [src]
     done = sorted(p.parent for p in src.glob("*/*/seed*/results.json"))
     for run in done:
-        target = dst / run.relative_to(src)
-        target.mkdir(parents=True, exist_ok=True)
-        for name in KEPT:
-            if (run / name).exists():
-                tmp = target / f".{name}.tmp"
-                shutil.copyfile(run / name, tmp)
-                tmp.replace(target / name)  # a crash leaves the old copy or the new one, never half
+        _copy(run, dst / run.relative_to(src), KEPT)
     return done
 
 
@@ -43,7 +57,7 @@ def main() -> None:
     done = keep(src, HERE / "runs_kept" / (args.name or src.name))
     print(f"kept {len(done)} finished runs of {src}:")
     for run in done:
-        print("  ", run.relative_to(src))
+        print("  ", run.relative_to(src) if run != src else "(its interests job state)")
 
 
 if __name__ == "__main__":
