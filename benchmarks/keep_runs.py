@@ -19,9 +19,14 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from llmrec.atomic import atomic_file  # noqa: E402
+
 KEPT = ("results.json", "results.md", "metrics.jsonl", "test_per_user.npz", "test_next_scene.npz")
 KEPT_INTERESTS = ("user_emb.json", "clusters.json", "clusters.npz", "llm_job.jsonl",
                   "llm_job.jsonl.summary.json", "stats.json")
@@ -31,9 +36,8 @@ def _copy(src: Path, dst: Path, names: tuple[str, ...]) -> None:
     dst.mkdir(parents=True, exist_ok=True)
     for name in names:
         if (src / name).exists():
-            tmp = dst / f".{name}.tmp"
-            shutil.copyfile(src / name, tmp)
-            tmp.replace(dst / name)  # a crash leaves the old copy or the new one, never half
+            with atomic_file(dst / name) as tmp:  # a crash leaves the old copy or the new one
+                shutil.copyfile(src / name, tmp)
 
 
 def keep(src: Path, dst: Path) -> list[Path]:
