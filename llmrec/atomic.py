@@ -6,6 +6,7 @@ atomic within one file system); a failure removes the temporary and leaves the o
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -30,13 +31,27 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
 
 
 @contextmanager
-def atomic_dir(folder: str | Path) -> Iterator[Path]:
-    """Yield a temporary folder beside ``folder``; on success it replaces ``folder``."""
+def atomic_dir(folder: str | Path, *, keep_existing: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside ``folder``; on success it replaces ``folder``.
+
+    ``keep_existing`` is for content-addressed caches that several processes may fill at once (the
+    ranks of a torchrun job, parallel ablation runs): the first folder to land is kept and later
+    ones are dropped, so no reader ever sees the folder swapped under it and no writer fails
+    because another one won the rename.
+    """
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     try:
         yield tmp
+        if keep_existing:
+            try:
+                os.rename(tmp, folder)  # refuses a non-empty target: the first writer wins
+            except OSError as e:
+                if e.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not folder.is_dir():
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
+            return
         # two renames, then the slow delete: the target is missing only between the renames (Linux
         # has no portable atomic swap of folders)
         old = None

@@ -71,9 +71,10 @@ class Prepared:
     def rows(self, u: int) -> slice:
         return slice(int(self.offsets[u]), int(self.offsets[u + 1]))
 
-    def save(self, folder: str | Path) -> None:
-        """Write atomically: into a temporary sibling folder, then rename."""
-        with atomic_dir(folder) as tmp:
+    def save(self, folder: str | Path, *, keep_existing: bool = False) -> None:
+        """Write atomically: into a temporary sibling folder, then rename (``keep_existing``: a
+        folder another process wrote first stays; see ``atomic_dir``)."""
+        with atomic_dir(folder, keep_existing=keep_existing) as tmp:
             np.savez(tmp / "arrays.npz", user=self.user, item=self.item, timestamp=self.timestamp,
                      behaviors=self.behaviors, scene=self.scene, rating=self.rating, split=self.split,
                      offsets=self.offsets)
@@ -319,6 +320,6 @@ def prepare(cfg: DataConfig, *, use_cache: bool = True) -> Prepared:
     if use_cache and (folder / "meta.json").exists():
         return Prepared.load(folder)
     data = prepare_raw(load_raw(cfg), cfg)
-    if use_cache:
-        data.save(folder)
+    if use_cache:  # the key names the content, so a copy another process saved meanwhile is the same
+        data.save(folder, keep_existing=True)
     return data

@@ -122,11 +122,12 @@ def cache_dir() -> Path:
 
 
 def _convert_gguf(gguf: Path, out: Path) -> None:
-    """GGUF -> plain HF folder (float32), written into a temporary sibling and renamed."""
+    """GGUF -> plain HF folder (float32), written into a temporary sibling and renamed (two jobs
+    converting at once: the first folder stays)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, keep_existing=True) as tmp:
         tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
                                                      dtype=torch.float32)

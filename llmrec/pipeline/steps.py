@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -128,9 +129,20 @@ def _torchrun(cfg: PipelineConfig, rc: RunConfig) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-        raise ConfigError(f"torchrun training failed (exit {proc.returncode}): " + " | ".join(tail))
+        log = outdir / "torchrun.log"
+        log.write_text(f"$ {' '.join(cmd)}\n\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
+        raise ConfigError(f"torchrun training failed (exit {proc.returncode}): {worker_error(proc.stderr)} "
+                          f"(whole output: {log})")
     return _backbone_summary(json.loads((outdir / "results.json").read_text()))
+
+
+def worker_error(stderr: str) -> str:
+    """The last error a worker printed (llmrec's ``error: ...`` line or a traceback's exception
+    line; torchrun's own summary follows them and names no cause), else the last line."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    raised = [ln for ln in lines if re.match(r"(\[rank\d+\]:\s*)?(error: |[\w.]*(Error|Exception|Interrupt)\b)", ln)
+              and not ln.startswith("torch.distributed.elastic")]
+    return (raised or lines or ["(no output)"])[-1]
 
 
 def run_tokenizer(cfg: PipelineConfig, out: Path) -> dict:

@@ -97,6 +97,30 @@ def test_cache_hit_and_invalidation(tiny_cfg, tiny_dir):
     assert len(list((tiny_dir.parent / "cache").iterdir())) == 3
 
 
+def test_a_cache_another_process_saved_first_stays_and_ours_is_dropped(tiny_cfg, tiny_dir, monkeypatch):
+    # two torchrun ranks (or two parallel ablation runs) preparing one cache entry: the second to
+    # finish used to fail renaming onto the folder the first had just put there
+    import llmrec.data.prepare as prep
+
+    real = prep.prepare_raw
+
+    def another_process_finishes_first(raw, cfg):
+        data = real(raw, cfg)
+        other = dataclasses.replace(data, meta={**data.meta, "writer": "other"})
+        other.save(folder[0])
+        return data
+
+    cache = tiny_dir.parent / "cache"
+    folder = [cache / f"{tiny_cfg.name or tiny_cfg.source}-{prep.cache_key(tiny_cfg)}"]
+    monkeypatch.setattr(prep, "prepare_raw", another_process_finishes_first)
+    d = prepare(tiny_cfg)
+    assert "writer" not in d.meta  # this process keeps what it computed
+    assert [p.name for p in cache.iterdir()] == [folder[0].name]  # our temporary is gone
+    assert Prepared.load(folder[0]).meta["writer"] == "other"  # the folder that landed first stays
+    d.save(folder[0])  # a plain save still replaces
+    assert "writer" not in Prepared.load(folder[0]).meta
+
+
 def test_saved_dataset_round_trips(tmp_path, tiny_cfg):
     d = prepare(tiny_cfg, use_cache=False)
     d.save(tmp_path / "x")
