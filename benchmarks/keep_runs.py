@@ -3,7 +3,7 @@
 A session's ``runs/`` does not outlive the session machine here, and some tables need more
 core-hours than one session holds. Every finished run (a ``seed<s>`` folder with results.json) is
 copied without its ``*.safetensors`` into benchmarks/runs_kept/<name>/: what ``llmrec ablate``
-reads to reuse a run (results.json, test_per_user.npz, metrics.jsonl) and the run's results.md.
+reads to reuse a run (``llmrec.experiments.ablate.RUN_FILES``) and the run's results.md.
 These are runs of tables still in progress, not results; the table is published once it is whole.
 
 An ``llmrec interests extract`` folder (it has user_emb.json) keeps what its resume needs besides
@@ -26,8 +26,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from llmrec.atomic import atomic_file  # noqa: E402
+from llmrec.experiments.ablate import RUN_FILES  # noqa: E402
 
-KEPT = ("results.json", "results.md", "metrics.jsonl", "test_per_user.npz", "test_next_scene.npz")
+KEPT = (*RUN_FILES, "results.md")  # what read_run needs, and the run's own table
 KEPT_INTERESTS = ("user_emb.json", "clusters.json", "clusters.npz", "llm_job.jsonl",
                   "llm_job.jsonl.summary.json", "stats.json")
 
@@ -56,9 +57,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", help="an `llmrec ablate --out` folder")
     parser.add_argument("--name", help="folder under benchmarks/runs_kept (default: the runs folder's name)")
+    parser.add_argument("--dest", type=Path, help="keep into this folder instead of benchmarks/runs_kept/<name>")
     args = parser.parse_args()
     src = Path(args.runs)
-    done = keep(src, HERE / "runs_kept" / (args.name or src.name))
+    done = keep(src, args.dest or HERE / "runs_kept" / (args.name or src.name))
     print(f"kept {len(done)} finished runs of {src}:")
     for run in done:
         print("  ", run.relative_to(src) if run != src else "(its interests job state)")

@@ -196,12 +196,18 @@ def check_same_config(cfg, folder: Path) -> None:
                           "use another --out or remove the folder")
 
 
+# what read_run reads (the last one only when the model predicts scenes): a run folder holding
+# these, without its checkpoints, is enough to rebuild the table (benchmarks/keep_runs.py keeps them)
+RUN_FILES = ("results.json", "test_per_user.npz", "metrics.jsonl", "test_next_scene.npz")
+
+
 def read_run(folder: Path) -> dict[str, Any]:
     """A finished run folder's test metrics, per-user test metrics and timings."""
-    res = json.loads((folder / "results.json").read_text())
-    per = np.load(folder / "test_per_user.npz")
-    epochs = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()]
-    scene = folder / "test_next_scene.npz"
+    results, per_user, metrics, scenes = RUN_FILES
+    res = json.loads((folder / results).read_text())
+    per = np.load(folder / per_user)
+    epochs = [json.loads(x) for x in (folder / metrics).read_text().splitlines()]
+    scene = folder / scenes
     scene_hits = dict(np.load(scene)) if scene.exists() else None
     return {"test": res["test"], "best_epoch": res["best_epoch"], "epochs": res["epochs"],
             "train_seconds": res["train_seconds"], "semantic": res.get("semantic"),

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +17,8 @@ from llmrec.errors import ConfigError
 from llmrec.experiments import ablate
 from llmrec.experiments.ablate import load_ablation
 from tests.conftest import write_semantic_artifact
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -62,6 +67,15 @@ def test_ablate_runs_every_cell_and_aggregates_by_hand(ablation_yaml, tmp_path, 
     # a rerun reuses every finished cell
     monkeypatch.setattr("llmrec.train.run.run", lambda *a, **k: pytest.fail("retrained a finished cell"))
     assert cli(["ablate", "-c", str(ablation_yaml), "--out", str(out), "--no-progress"]) == 0
+
+    # so does a copy kept without checkpoints (benchmarks/keep_runs.py, for runs/ that a session loses)
+    kept = tmp_path / "kept"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "keep_runs.py"), str(out), "--dest", str(kept)],
+                   check=True, capture_output=True)
+    assert sorted(p.name for p in kept.rglob("*") if p.is_file()) == sorted(
+        ["results.json", "results.md", "metrics.jsonl", "test_per_user.npz"] * 8)
+    assert cli(["ablate", "-c", str(ablation_yaml), "--out", str(kept), "--no-progress"]) == 0
+    assert json.loads((kept / "results.json").read_text())["rows"] == report["rows"]
 
 
 def test_ablate_config_errors(ablation_yaml):
