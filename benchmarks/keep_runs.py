@@ -9,7 +9,7 @@ These are runs of tables still in progress, not results; the table is published 
 An ``llmrec interests extract`` folder (it has user_emb.json) keeps what its resume needs besides
 the user embeddings, which are 34 MB on Beauty and recomputed from the same texts (their cache key
 is the texts' hash, so the kept clustering and the LLM's recorded answers are reused as they are):
-user_emb.json, clusters.{json,npz}, llm_job.jsonl and its summary, stats.json.
+user_emb.json, clusters.{json,npz}, llm_job.jsonl with its state and summary, stats.json.
 
     python benchmarks/keep_runs.py runs/alibaba-mb                    # keep
     mkdir -p runs && cp -r benchmarks/runs_kept/alibaba-mb runs/      # restore, then rerun the ablate
@@ -29,7 +29,10 @@ from llmrec.atomic import atomic_file  # noqa: E402
 from llmrec.experiments.ablate import RUN_FILES  # noqa: E402
 
 KEPT = (*RUN_FILES, "results.md")  # what read_run needs, and the run's own table
-KEPT_INTERESTS = ("user_emb.json", "clusters.json", "clusters.npz", "llm_job.jsonl",
+# the job's state before its answers file: the file only grows past the state's committed byte
+# count, and a resume cuts it back to that count (a file copied first could be shorter than a state
+# copied after it). Without the state, a resume would start the answers over.
+KEPT_INTERESTS = ("user_emb.json", "clusters.json", "clusters.npz", "llm_job.jsonl.state.json", "llm_job.jsonl",
                   "llm_job.jsonl.summary.json", "stats.json")
 
 

@@ -142,6 +142,31 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(job_cfg, tmp_path):
     assert np.array_equal(np.load(ref_out / "interest_emb.npy"), np.load(crash_out / "interest_emb.npy"))
 
 
+def test_a_kept_copy_of_an_unfinished_job_resumes_without_asking_again(job_cfg, tmp_path):
+    # benchmarks/keep_runs.py keeps a long extraction's state in git, without the user embeddings
+    cfg = dataclasses.replace(job_cfg, cluster=dataclasses.replace(job_cfg.cluster, preference=0.95),
+                              extract=dataclasses.replace(job_cfg.extract, batch_size=1),
+                              out_dir=str(tmp_path / "job"))
+    part = run_job(cfg, limit=4, progress=False, generate=scripted)
+    n = part["representatives"]
+    kept = tmp_path / "kept"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "keep_runs.py"), cfg.out_dir, "--dest", str(kept)],
+                   check=True, capture_output=True)
+    assert not (kept / "user_emb.npy").exists() and (kept / "llm_job.jsonl.state.json").exists()
+    asked = []
+
+    def counted(messages):
+        asked.extend(messages)
+        return scripted(messages)
+
+    resumed = run_job(dataclasses.replace(cfg, out_dir=str(kept)), progress=False, generate=counted)
+    assert resumed["complete"] and resumed["resumed_from_batch"] == 4 and len(asked) == n - 4
+    ref = run_job(dataclasses.replace(cfg, out_dir=str(tmp_path / "ref")), progress=False, generate=scripted)
+    assert strip_times(kept / "llm_job.jsonl") == strip_times(tmp_path / "ref" / "llm_job.jsonl")
+    assert (Path(ref["artifact"]) / "interests.jsonl").read_text() == \
+        (Path(resumed["artifact"]) / "interests.jsonl").read_text()
+
+
 def test_cli_dry_run_show_and_errors(job_cfg, tmp_path, capsys):
     from llmrec.cli import main
 
