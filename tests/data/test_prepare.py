@@ -99,26 +99,26 @@ def test_cache_hit_and_invalidation(tiny_cfg, tiny_dir):
 
 def test_a_cache_another_process_saved_first_stays_and_ours_is_dropped(tiny_cfg, tiny_dir, monkeypatch):
     # two torchrun ranks (or two parallel ablation runs) preparing one cache entry: the second to
-    # finish used to fail renaming onto the folder the first had just put there
+    # finish used to swap the first one's folder out from under its readers, or fail (ENOTEMPTY)
+    # when the first landed between its existence check and its rename
     import llmrec.data.prepare as prep
 
     real = prep.prepare_raw
+    cache = tiny_dir.parent / "cache"
+    folder = cache / f"{tiny_cfg.name or tiny_cfg.source}-{prep.cache_key(tiny_cfg)}"
 
     def another_process_finishes_first(raw, cfg):
         data = real(raw, cfg)
-        other = dataclasses.replace(data, meta={**data.meta, "writer": "other"})
-        other.save(folder[0])
+        dataclasses.replace(data, meta={**data.meta, "writer": "other"}).save(folder)
         return data
 
-    cache = tiny_dir.parent / "cache"
-    folder = [cache / f"{tiny_cfg.name or tiny_cfg.source}-{prep.cache_key(tiny_cfg)}"]
     monkeypatch.setattr(prep, "prepare_raw", another_process_finishes_first)
     d = prepare(tiny_cfg)
     assert "writer" not in d.meta  # this process keeps what it computed
-    assert [p.name for p in cache.iterdir()] == [folder[0].name]  # our temporary is gone
-    assert Prepared.load(folder[0]).meta["writer"] == "other"  # the folder that landed first stays
-    d.save(folder[0])  # a plain save still replaces
-    assert "writer" not in Prepared.load(folder[0]).meta
+    assert [p.name for p in cache.iterdir()] == [folder.name]  # our temporary is gone
+    assert Prepared.load(folder).meta["writer"] == "other"  # the folder that landed first stays
+    d.save(folder)  # a plain save still replaces
+    assert "writer" not in Prepared.load(folder).meta
 
 
 def test_saved_dataset_round_trips(tmp_path, tiny_cfg):
