@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from llmrec.data.prepare import cache_key, prepare
+    from llmrec.data.prepare import cache_folder, prepare
     from llmrec.data.stats import dataset_stats, stats_markdown
 
     extra = [f"data.on_bad_rows={args.on_bad_rows}"] if args.on_bad_rows else []
@@ -25,7 +25,7 @@ def main(args: argparse.Namespace) -> int:
     data = prepare(cfg.data, use_cache=not args.no_cache)
     stats = dataset_stats(data)
     if args.action == "prepare":
-        folder = f"{cfg.data.cache_dir}/{cfg.data.name or cfg.data.source}-{cache_key(cfg.data)}"
+        folder = cache_folder(cfg.data)
         print(f"prepared {data.name}: {data.n_users:,} users, {data.n_items:,} items, "
               f"{len(data.item):,} interactions -> {folder}")
         if stats["dropped_rows"]:

@@ -310,13 +310,26 @@ def cache_key(cfg: DataConfig) -> str:
     return h.hexdigest()[:16]
 
 
+def cache_folder(cfg: DataConfig) -> Path:
+    """The processed-dataset cache entry of ``cfg`` (it may not exist yet)."""
+    if cfg.source != "ml-100k" and cfg.path and not Path(cfg.path).exists():
+        raise DataError("file or folder does not exist", path=cfg.path)
+    return Path(cfg.cache_dir) / f"{cfg.name or cfg.source}-{cache_key(cfg)}"
+
+
+def ensure_cached(cfg: DataConfig) -> Path:
+    """Fill ``cfg``'s cache entry if it is missing, without loading one that exists; returns it."""
+    folder = cache_folder(cfg)
+    if not (folder / "meta.json").exists():
+        prepare(cfg)
+    return folder
+
+
 def prepare(cfg: DataConfig, *, use_cache: bool = True) -> Prepared:
     """Load, preprocess and split ``cfg``'s source, through the processed-dataset cache."""
     from llmrec.data.loaders import load_raw
 
-    if cfg.source != "ml-100k" and cfg.path and not Path(cfg.path).exists():
-        raise DataError("file or folder does not exist", path=cfg.path)
-    folder = Path(cfg.cache_dir) / f"{cfg.name or cfg.source}-{cache_key(cfg)}"
+    folder = cache_folder(cfg)
     if use_cache and (folder / "meta.json").exists():
         return Prepared.load(folder)
     data = prepare_raw(load_raw(cfg), cfg)

@@ -119,9 +119,9 @@ def _torchrun(cfg: PipelineConfig, rc: RunConfig) -> dict:
     """``llmrec train`` under torchrun (data-parallel); the run folder holds what a local run writes."""
     import yaml
 
-    from llmrec.data.prepare import prepare
+    from llmrec.data.prepare import ensure_cached
 
-    prepare(rc.data)  # into the cache once, here: the ranks then read it instead of each preprocessing
+    ensure_cached(rc.data)  # into the cache once, here: the ranks then read it instead of each preprocessing
     outdir = Path(rc.train.out_dir)
     outdir.mkdir(parents=True, exist_ok=True)
     spec = outdir / "pipeline-train.yaml"

@@ -105,7 +105,8 @@ def test_a_cache_another_process_saved_first_stays_and_ours_is_dropped(tiny_cfg,
 
     real = prep.prepare_raw
     cache = tiny_dir.parent / "cache"
-    folder = cache / f"{tiny_cfg.name or tiny_cfg.source}-{prep.cache_key(tiny_cfg)}"
+    folder = prep.cache_folder(tiny_cfg)
+    assert folder.parent == cache
 
     def another_process_finishes_first(raw, cfg):
         data = real(raw, cfg)
@@ -119,6 +120,21 @@ def test_a_cache_another_process_saved_first_stays_and_ours_is_dropped(tiny_cfg,
     assert Prepared.load(folder).meta["writer"] == "other"  # the folder that landed first stays
     d.save(folder)  # a plain save still replaces
     assert "writer" not in Prepared.load(folder).meta
+
+
+def test_ensure_cached_fills_a_missing_entry_once_and_never_loads_it(tiny_cfg, monkeypatch):
+    # the torchrun engine's parent fills the cache for its ranks; loading a big dataset there only
+    # to drop it cost memory and time
+    import llmrec.data.prepare as prep
+
+    calls = []
+    real = prep.prepare_raw
+    monkeypatch.setattr(prep, "prepare_raw", lambda raw, cfg: calls.append(1) or real(raw, cfg))
+    monkeypatch.setattr(Prepared, "load", classmethod(lambda cls, folder: pytest.fail("loaded " + str(folder))))
+    folder = prep.ensure_cached(tiny_cfg)
+    assert folder == prep.cache_folder(tiny_cfg) and (folder / "meta.json").exists()
+    assert prep.ensure_cached(tiny_cfg) == folder
+    assert calls == [1]
 
 
 def test_saved_dataset_round_trips(tmp_path, tiny_cfg):
