@@ -20,7 +20,9 @@ Each (backbone, variant, seed) trains into ``out/<backbone>/<variant>/seed<s>``;
 mean and std over seeds per cell, and paired bootstraps over test users (each user's metric first
 averaged over the seeds): every variant vs the reference variant (``plain`` when present, else the
 first) of its backbone, with ``baseline`` every backbone vs the baseline in each variant, and
-with ``pairs`` ([[backbone, reference], ...]) each listed backbone vs its reference.
+with ``pairs`` ([[backbone, reference], ...]) each listed backbone vs its reference, and with
+``variant_pairs`` ([[variant, reference variant], ...]) each listed variant vs its reference in
+every backbone (e.g. real interests vs a shuffled control).
 """
 
 from __future__ import annotations
@@ -98,9 +100,16 @@ def load_ablation(path: str | Path | None, overrides: list[str], *, backbones: l
             raise ConfigError(f"{path}: pairs: each entry is [backbone, reference backbone], got {pair!r}")
     # a pair whose backbones were not picked (--backbones) is left out
     pairs = [[str(a), str(b)] for a, b in pairs if a in sections and b in sections]
+    variant_pairs = values.pop("variant_pairs", None) or []
+    for pair in variant_pairs:
+        if not (isinstance(pair, list) and len(pair) == 2):
+            raise ConfigError(f"{path}: variant_pairs: each entry is [variant, reference variant], got {pair!r}")
+        if any(str(v) not in known for v in pair):
+            raise ConfigError(f"{path}: variant_pairs: {pair!r} names a variant that is not one of {known}")
+    variant_pairs = [[str(a), str(b)] for a, b in variant_pairs if a in names and b in names]
     return {"base": values, "backbones": sections, "seeds": [int(s) for s in seeds], "variants": names,
             "custom": custom, "baseline": baseline, "metrics": list(metrics), "by_popularity": list(grouped),
-            "pairs": pairs}
+            "pairs": pairs, "variant_pairs": variant_pairs}
 
 
 def _registered(name: str) -> bool:
@@ -303,6 +312,11 @@ def summarise(ab: dict[str, Any], cells: dict[str, dict[str, Any]]) -> dict[str,
             label = f"{backbone} − {base}" + (f" ({variant})" if len(ab["variants"]) > 1 else "")
             diffs.append(_difference(ab, label, mean_user[base, variant], mean_user[backbone, variant],
                                      group=group, backbone=backbone, variant=variant, vs=base))
+    for variant, ref_variant in ab.get("variant_pairs") or []:
+        for backbone in ab["backbones"]:
+            diffs.append(_difference(ab, f"{backbone}: {variant} − {ref_variant}", mean_user[backbone, ref_variant],
+                                     mean_user[backbone, variant], group=group, backbone=backbone,
+                                     variant=variant, vs=ref_variant))
     return {"rows": rows, "differences": diffs, "seeds": ab["seeds"], "variants": ab["variants"],
             "backbones": list(ab["backbones"]), "baseline": ab.get("baseline"), "metrics": metrics,
             "config": ab["base"], "custom_variants": ab.get("custom") or None,

@@ -94,7 +94,7 @@ def test_named_variants_labelled_backbones_and_a_baseline(tiny_cfg, tmp_path):
     values = {"data": {**vars(tiny_cfg)},
               "backbones": {"sasrec": small, "wide": {"name": "sasrec", **small, "inner": 64}},
               "seeds": [0], "baseline": "sasrec", "metrics": ["hr@5", "ndcg@5", "pop10_share@5"],
-              "by_popularity": ["hr@5"], "pairs": [["sasrec", "wide"]],
+              "by_popularity": ["hr@5"], "pairs": [["sasrec", "wide"]], "variant_pairs": [["base", "drop"]],
               "variants": {"base": {}, "drop": {"backbone.dropout": 0.3, "train.lr": 0.002}},
               "train": {"epochs": 1, "batch_size": 8, "metric": "ndcg@5"}, "eval": {"ks": [5, 20]}}
     path = tmp_path / "ab.yaml"
@@ -106,11 +106,15 @@ def test_named_variants_labelled_backbones_and_a_baseline(tiny_cfg, tmp_path):
     report = ablate.run_ablation(ab, tmp_path / "out", progress=False)
     assert [d["label"] for d in report["differences"]] == [
         "sasrec: drop − base", "wide: drop − base", "wide − sasrec (base)", "wide − sasrec (drop)",
-        "sasrec − wide (base)", "sasrec − wide (drop)"]  # the last two from `pairs`
+        "sasrec − wide (base)", "sasrec − wide (drop)",  # from `pairs`
+        "sasrec: base − drop", "wide: base − drop"]  # from `variant_pairs`
     per = {b: np.load(tmp_path / "out" / b / "drop" / "seed0" / "test_per_user.npz")["hr@5"]
            for b in ("sasrec", "wide")}
     assert report["differences"][3]["hr@5"]["mean_diff"] == pytest.approx((per["wide"] - per["sasrec"]).mean())
     assert report["differences"][5]["hr@5"]["mean_diff"] == pytest.approx((per["sasrec"] - per["wide"]).mean())
+    base = np.load(tmp_path / "out" / "wide" / "base" / "seed0" / "test_per_user.npz")["hr@5"]
+    assert report["differences"][7]["hr@5"]["mean_diff"] == pytest.approx((base - per["wide"]).mean())
+    assert report["differences"][7]["hr@5"]["mean_diff"] == pytest.approx(-report["differences"][1]["hr@5"]["mean_diff"])
     text = (tmp_path / "out" / "results.md").read_text()
     assert "| wide / drop |" in text and "drop: backbone.dropout=0.3, train.lr=0.002" in text and "recall" not in text
     res = json.loads((tmp_path / "out" / "wide" / "drop" / "seed0" / "results.json").read_text())
@@ -140,8 +144,11 @@ def test_named_variants_labelled_backbones_and_a_baseline(tiny_cfg, tmp_path):
         load_ablation(path, ["baseline=x"])
     with pytest.raises(ConfigError, match=r"pairs: each entry is \[backbone, reference backbone\], got 'wide'"):
         load_ablation(path, ["pairs=[wide]"])
+    with pytest.raises(ConfigError, match=r"variant_pairs: \['base', 'nope'\] names a variant that is not one of"):
+        load_ablation(path, ["variant_pairs=[[base, nope]]"])
     picked = load_ablation(path, [], backbones=["wide"])
     assert picked["pairs"] == [] and picked["baseline"] is None  # what --backbones left out is left out
+    assert load_ablation(path, [], variants=["base"])["variant_pairs"] == []  # so is what --variants left out
     # commas pick as spaces do; a label that is neither in the config nor registered is named
     assert list(load_ablation(path, [], backbones=["wide,sasrec"])["backbones"]) == ["wide", "sasrec"]
     assert list(load_ablation(path, [], backbones=["sasrec", "ibim"])["backbones"]) == ["sasrec", "ibim"]
