@@ -21,7 +21,7 @@ import numpy as np
 
 from llmrec.errors import DataError
 from llmrec.interests.job import save_artifact
-from llmrec.interests.propagate import Propagated
+from llmrec.interests.propagate import Propagated, inherit
 
 ANSWERED = ("ok", "repaired", "fallback")
 
@@ -65,13 +65,12 @@ def shuffle_clusters(run: str | Path, out: str | Path, *, seed: int = 0) -> dict
         if r["has_text"]:
             donor = source_of[int(r["cluster"])]
             rep, phrases, rows = answer[donor]
-            sim = max(float(r["similarity"]), 0.0)  # the member's own similarity, as in propagate()
-            r["interests"] = [{"interest": it["interest"], "weight": round(it["llm_weight"] * sim, 6),
-                               "llm_weight": it["llm_weight"]} for it in phrases]
+            # the member's own similarity weights the donor's answer, as propagate() weights its own
+            r["interests"], w = inherit([it["interest"] for it in phrases], [it["llm_weight"] for it in phrases],
+                                        float(r["similarity"]))
             r.update(answer_from_cluster=donor, answer_from=rep)
-            k = len(phrases)
-            new_emb[r["index"], :k] = rows
-            new_w[r["index"], :k] = [it["llm_weight"] * sim for it in phrases]
+            new_emb[r["index"], :len(w)] = rows
+            new_w[r["index"], :len(w)] = w
         out_records.append(r)
     summary = {"kind": "shuffled_clusters", "seed": seed, "source": str(run), "clusters_shuffled": len(clusters),
                "users_with_interests": int((new_w.sum(1) > 0).sum())}

@@ -26,6 +26,14 @@ class Propagated:
     """(U, K) float32 propagated weights."""
 
 
+def inherit(phrases: list[str], llm_weights: list[float], sim: float) -> tuple[list[dict], list[float]]:
+    """A member's interests from an answer: each LLM weight times the member's similarity (clipped at 0)."""
+    weights = [w * max(sim, 0.0) for w in llm_weights]
+    records = [{"interest": p, "weight": round(w, 6), "llm_weight": lw}
+               for p, w, lw in zip(phrases, weights, llm_weights)]
+    return records, weights
+
+
 def propagate(user_vocab: list[str], text_users: np.ndarray, clustering: Clustering, results: dict[str, dict],
               *, k: int, encoder, texts: list[str] | None = None) -> Propagated:
     """``results``: job output by representative's user id (``parsed`` holds {"interests": [...]})."""
@@ -50,9 +58,10 @@ def propagate(user_vocab: list[str], text_users: np.ndarray, clustering: Cluster
             rec["status"] = "pending"
             continue
         rec["status"] = res["status"] if rep == u else "inherited"
-        for j, it in enumerate(res["parsed"]["interests"][:k]):
-            w = it["weight"] * max(sim, 0.0)
-            rec["interests"].append({"interest": it["interest"], "weight": round(w, 6), "llm_weight": it["weight"]})
-            emb[u, j] = phrase_emb[row_of[it["interest"]]]
-            weights[u, j] = w
+        answer = res["parsed"]["interests"][:k]
+        phrases = [it["interest"] for it in answer]
+        rec["interests"], w = inherit(phrases, [it["weight"] for it in answer], sim)
+        for j, phrase in enumerate(phrases):
+            emb[u, j] = phrase_emb[row_of[phrase]]
+        weights[u, :len(w)] = w
     return Propagated(records=records, embeddings=emb, weights=weights)
