@@ -1,7 +1,8 @@
-"""Keep the finished runs of an ablation folder in git, without their checkpoints.
+"""Keep the finished runs of an ablation or selection folder in git, without their checkpoints.
 
 A session's ``runs/`` does not outlive the session machine here, and some tables need more
-core-hours than one session holds. Every finished run (a ``seed<s>`` folder with results.json) is
+core-hours than one session holds. Every finished run (a folder with results.json and metrics.jsonl:
+an ablation's ``<backbone>/<variant>/seed<s>``, or a valid-only selection run of ``llmrec train``) is
 copied without its ``*.safetensors`` into benchmarks/runs_kept/<name>/: what ``llmrec ablate``
 reads to reuse a run (``llmrec.experiments.ablate.RUN_FILES``) and the run's results.md.
 These are runs of tables still in progress, not results; the table is published once it is whole.
@@ -50,7 +51,9 @@ def keep(src: Path, dst: Path) -> list[Path]:
     if (src / "user_emb.json").exists():
         _copy(src, dst, KEPT_INTERESTS)
         return [src]
-    done = sorted(p.parent for p in src.glob("*/*/seed*/results.json"))
+    # a finished training run has results.json beside its metrics.jsonl (an ablation's own summary
+    # results.json has none): ablation cells (<backbone>/<variant>/seed<s>) and selection runs alike
+    done = sorted(p.parent for p in src.rglob("results.json") if (p.parent / "metrics.jsonl").exists())
     for run in done:
         _copy(run, dst / run.relative_to(src), KEPT)
     return done
@@ -58,7 +61,7 @@ def keep(src: Path, dst: Path) -> list[Path]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", help="an `llmrec ablate --out` folder")
+    parser.add_argument("runs", help="an `llmrec ablate --out` folder, or a folder of `llmrec train` runs")
     parser.add_argument("--name", help="folder under benchmarks/runs_kept (default: the runs folder's name)")
     parser.add_argument("--dest", type=Path, help="keep into this folder instead of benchmarks/runs_kept/<name>")
     args = parser.parse_args()

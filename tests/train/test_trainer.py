@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -87,3 +90,29 @@ def test_a_valid_only_run_computes_no_test_metric(tiny_cfg, tmp_path):
     saved = json.loads((tmp_path / "sel" / "results.json").read_text())
     assert saved["test"] is None and not (tmp_path / "sel" / "test_per_user.npz").exists()
     assert "validation only" in (tmp_path / "sel" / "results.md").read_text()
+
+
+def test_kept_selection_runs_drop_checkpoints_and_still_make_the_selection_table(tiny_cfg, tmp_path):
+    # benchmarks/keep_runs.py on a folder of valid-only runs (a learning-rate grid), then
+    # benchmarks/valid_selection.py reading the kept copy
+    root = Path(__file__).resolve().parents[2]
+    for lr in (0.01, 0.001):
+        cfg = tiny_run(tiny_cfg, tmp_path / "select" / "sasrec" / f"lr{lr}", lr=lr, epochs=2)
+        cfg.eval.test = False
+        run(cfg)
+    (tmp_path / "select" / "sasrec" / "lr0.1").mkdir()  # unfinished: no results.json, not kept
+    kept = tmp_path / "kept"
+    subprocess.run([sys.executable, str(root / "benchmarks" / "keep_runs.py"), str(tmp_path / "select"),
+                    "--dest", str(kept)], check=True, capture_output=True)
+    files = sorted(str(p.relative_to(kept)) for p in kept.rglob("*") if p.is_file())
+    assert files == [f"sasrec/lr{lr}/{name}" for lr in (0.001, 0.01)
+                     for name in ("metrics.jsonl", "results.json", "results.md")]
+    sys.path.insert(0, str(root / "benchmarks"))
+    try:
+        from valid_selection import collect
+    finally:
+        sys.path.remove(str(root / "benchmarks"))
+    rows = {r["lr"]: r for r in collect(kept)}
+    for lr in (0.01, 0.001):
+        saved = json.loads((tmp_path / "select" / "sasrec" / f"lr{lr}" / "results.json").read_text())
+        assert rows[lr]["valid"] == saved["best_valid_ndcg@10"] and rows[lr]["epochs"] == 2
