@@ -100,7 +100,9 @@ def test_kept_selection_runs_drop_checkpoints_and_still_make_the_selection_table
         cfg = tiny_run(tiny_cfg, tmp_path / "select" / "sasrec" / f"lr{lr}", lr=lr, epochs=2)
         cfg.eval.test = False
         run(cfg)
-    (tmp_path / "select" / "sasrec" / "lr0.1").mkdir()  # unfinished: no results.json, not kept
+    unfinished = tmp_path / "select" / "sasrec" / "lr0.1"  # interrupted: epochs logged, no results.json
+    unfinished.mkdir()
+    (unfinished / "metrics.jsonl").write_text('{"epoch": 1, "loss": 1.0}\n')
     kept = tmp_path / "kept"
     subprocess.run([sys.executable, str(root / "benchmarks" / "keep_runs.py"), str(tmp_path / "select"),
                     "--dest", str(kept)], check=True, capture_output=True)
