@@ -84,6 +84,40 @@ def test_mf_per_row_scores_equal_the_per_target_path(plugin, monkeypatch):
     assert all(torch.allclose(row_grads[n], t_grads[n], atol=1e-5) for n in row_grads)
 
 
+@pytest.mark.parametrize("name", SUPPORTED)
+def test_loss_by_hand_with_the_auxiliary_experts(name):
+    # Target CE of the deconfounded scores plus aux_weight x each expert's CE on its behaviour's
+    # targets, written out from the parameters (the model reuses the aggregation's per-expert scores).
+    model = wearing(name, cl_weight=0.0, aux_weight=0.7)
+    model.train(False)  # dropout off, so the hand computation sees the same states
+    with torch.no_grad():
+        model.log_pop.copy_(torch.rand(N_ITEMS + 1))
+        model.conformity.copy_(torch.tensor([0.3, -0.2, 0.5]))
+        model.user_stratum.copy_(torch.arange(N_USERS) % 3)
+        model.experts.copy_(torch.randn_like(model.experts))  # experts start near identity: tell them apart
+    batch = tiny_batch()
+    with torch.no_grad():
+        valid = batch["targets"] != 0
+        h = model.base.train_states(batch)[valid]  # (T, D)
+        t, users = batch["targets"][valid], batch["users"][valid.nonzero()[:, 0]]
+        items = model.item_embeddings()
+        hk = torch.einsum("td,kde->tke", h, model.experts)  # (T, K, D)
+        w = (model.route_user(h).unsqueeze(1) + model.route_item(items).unsqueeze(0)).softmax(-1)  # (T, N+1, K)
+        per_expert = torch.einsum("tkd,nd->tnk", hk, items)
+        conf = model.conformity[model.user_stratum[users]].unsqueeze(1) * model.log_pop.unsqueeze(0)
+
+        def ce(logits, rows):
+            logits = logits.clone()
+            logits[:, 0] = float("-inf")
+            return torch.nn.functional.cross_entropy(logits[rows], t[rows])
+
+        bits = batch["target_behaviors"][valid]
+        expected = ce(h @ items.T + (w * per_expert).sum(-1) + conf, bits & 1 != 0)
+        for k, bit in enumerate((2, 4)):  # behaviours 1 and 2 are the auxiliary ones (target = 0)
+            expected = expected + 0.7 * ce(hk[:, k] @ items.T + conf, bits & bit != 0)
+        assert torch.allclose(model.loss(batch), expected, atol=1e-5)
+
+
 def test_unsupported_backbones_and_bad_sections_are_named():
     with pytest.raises(ValueError, match="needs a backbone with train_states.*IBIM"):
         build_backbone({"name": "ibim", "plugins": {"mclmr": {}}}, n_items=20, n_users=7, max_len=6, n_behaviors=3)

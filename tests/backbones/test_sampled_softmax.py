@@ -140,7 +140,7 @@ def test_mclmr_sampled_logits_are_the_full_logits_at_those_items(base):
     t, users = batch["targets"][valid], batch["users"][valid.nonzero()[:, 0]]
     neg, _ = model.sampler.draw(h.device)
     pos, other, w_t, _ = model.sampled_logits(h, t, users, neg)
-    full, w, _ = model._deconfounded(h)
+    full, w, _, _ = model._deconfounded(h)
     full = full + model.confounder_term(users)
     assert torch.allclose(pos, full.gather(1, t.unsqueeze(1)).squeeze(1), atol=1e-5)
     assert torch.allclose(other, full[:, neg], atol=1e-5)

@@ -171,27 +171,30 @@ class MCLMR(Backbone):
     def item_embeddings(self) -> torch.Tensor:
         return self.base.item_embeddings()
 
-    def _aggregate(self, h: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _aggregate(self, h: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """h (T, D), item vectors (N, D) -> aggregation scores (T, N), router weights (K, T, N),
-        expert states (T, K, D)."""
+        expert states (T, K, D), each expert's own scores (K, T, N) (its auxiliary loss reuses them)."""
         hk = torch.einsum("td,kde->tke", h, self.experts)  # (T, K, D)
         # expert-major (K, T, N): contiguous matmuls and reductions, ~2.5x faster than (T, N, K)
         route = self.route_user(h).T.unsqueeze(2) + self.route_item(items).T.unsqueeze(1)  # (K, T, N)
         w = route.softmax(0)
         per_expert = torch.matmul(hk.transpose(0, 1), items.T)  # (K, T, N)
-        return (w * per_expert).sum(0), w, hk
+        return (w * per_expert).sum(0), w, hk, per_expert
 
-    def _deconfounded(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    def _deconfounded(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None,
+                                                      torch.Tensor | None]:
+        """Scores (T, N+1) without the confounder term, and the aggregation's router weights, expert
+        states and per-expert scores (None without aggregation)."""
         items = self.item_embeddings()
         s = h @ items.T  # (T, N+1)
         if not self.config.aggregation:
-            return s, None, None
-        agg, w, hk = self._aggregate(h, items)
-        return s + agg, w, hk
+            return s, None, None, None
+        agg, w, hk, per_expert = self._aggregate(h, items)
+        return s + agg, w, hk, per_expert
 
     def score(self, batch: dict[str, torch.Tensor], candidates: torch.Tensor | None = None) -> torch.Tensor:
         """Ranking under the intervention: the confounder term is summed out (a constant per user)."""
-        scores, _, _ = self._deconfounded(self.encode(batch))
+        scores = self._deconfounded(self.encode(batch))[0]
         scores[:, 0] = float("-inf")
         return scores if candidates is None else scores.gather(1, candidates)
 
@@ -201,7 +204,7 @@ class MCLMR(Backbone):
 
     def do_probability(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """P(y | do(u, i)) = sum_z P(z) sigmoid(score + conformity * log-pop(z)) over popularity strata."""
-        base, _, _ = self._deconfounded(self.encode(batch))  # (B, N+1)
+        base = self._deconfounded(self.encode(batch))[0]  # (B, N+1)
         conf = self.conformity[self.user_stratum[batch["users"]]]  # (B,)
         shifts = conf.unsqueeze(1) * self.stratum_log_pop.unsqueeze(0)  # (B, Z)
         probs = torch.sigmoid(base.unsqueeze(-1) + shifts.unsqueeze(1))  # (B, N+1, Z)
@@ -225,17 +228,16 @@ class MCLMR(Backbone):
             return self._sampled_loss(h, t, batch["users"][rows], sets, target_bit, on_target), states[:, -1]
         if getattr(self.base, "order_free", False):
             return self._row_loss(states[:, 0], batch["users"], rows, t, sets, target_bit, on_target), states[:, -1]
-        logits, w, hk = self._deconfounded(h)
+        logits, w, hk, per_expert = self._deconfounded(h)
         conf = self.confounder_term(batch["users"][rows]) if c.backdoor else 0.0
         full = logits + conf
         full[:, 0] = float("-inf")
         loss = F.cross_entropy(full[on_target], t[on_target]) if on_target.any() else full.sum() * 0.0
         if c.aggregation:
-            items = self.item_embeddings()
             self._log("router", w[:, torch.arange(len(t)), t].detach().mean(1))  # weights at the true items
 
             def expert_ce(k: int, has: torch.Tensor) -> torch.Tensor:
-                aux = hk[has, k] @ items.T + (conf[has] if c.backdoor else 0.0)
+                aux = per_expert[k, has] + (conf[has] if c.backdoor else 0.0)  # = hk[has, k] @ items.T
                 aux[:, 0] = float("-inf")
                 return F.cross_entropy(aux, t[has])
 
@@ -249,7 +251,7 @@ class MCLMR(Backbone):
         state): the (B, N) scores are computed once per row, not once per target (L times fewer),
         and each target's cross-entropy is read off its row. Equal to the per-target path."""
         c = self.config
-        logits, w, hk_rows = self._deconfounded(hu)  # (B, N+1), (K, B, N+1), (B, K, D)
+        logits, w, hk_rows, per_expert = self._deconfounded(hu)  # (B, N+1), (K, B, N+1), (B, K, D), (K, B, N+1)
         conf = self.confounder_term(users) if c.backdoor else 0.0
         full = logits + conf
         full[:, 0] = float("-inf")
@@ -257,11 +259,10 @@ class MCLMR(Backbone):
         loss = ce[on_target].mean() if on_target.any() else full.sum() * 0.0
         hk = None
         if c.aggregation:
-            items = self.item_embeddings()
             self._log("router", w[:, rows, t].detach().mean(1))
 
             def expert_ce(k: int, has: torch.Tensor) -> torch.Tensor:
-                aux = hk_rows[:, k] @ items.T + conf
+                aux = per_expert[k] + conf  # = hk_rows[:, k] @ items.T
                 aux[:, 0] = float("-inf")
                 return row_ce(aux, rows[has], t[has]).mean()
 
@@ -281,7 +282,7 @@ class MCLMR(Backbone):
         pos, other = (h * e_t).sum(-1), h @ e_n.T  # (T,), (T, K)
         w_t, hk = None, None
         if c.aggregation:
-            agg, _, hk = self._aggregate(h, e_n)  # (T, K)
+            agg, _, hk, _ = self._aggregate(h, e_n)  # (T, K)
             w_t = (self.route_user(h) + self.route_item(e_t)).softmax(-1)  # (T, K_aux)
             pos = pos + (w_t * torch.einsum("tkd,td->tk", hk, e_t)).sum(-1)
             other = other + agg
