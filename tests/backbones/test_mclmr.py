@@ -248,3 +248,47 @@ def test_contrastive_negatives_share_the_anchor_popularity_stratum():
     sim3 = sim[:3, :3]
     want = torch.stack([F.cross_entropy(sim3[i, :2][None], torch.tensor([i])) for i in range(2)]).mean()
     assert torch.allclose(model.contrastive(h, hk, t, pairs), want, atol=1e-6)
+
+
+def test_confounder_check_reproduces_the_run_and_adds_the_term_back(tiny_cfg, tmp_path):
+    # benchmarks/mclmr_confounder.py on a finished valid-only MF+MCLMR run: its ranked figure is the
+    # run's own best valid; the restored ranking adds exactly c[Z_u] * log(1 + pop_i); a run without
+    # results.json (still training) is not read.
+    import json
+    import shutil
+    import sys
+    from pathlib import Path
+
+    from llmrec.train.checkpoint import load_model
+    from llmrec.train.run import run
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = from_dict(RunConfig, {
+        "data": {**vars(tiny_cfg)},
+        "backbone": {"name": "mf", "hidden": 16, "plugins": {"mclmr": {"aggregation": False, "cl_weight": 0.0}}},
+        "train": {"epochs": 3, "batch_size": 8, "out_dir": str(tmp_path / "sel" / "lr0.01"), "progress": False,
+                  "lr": 0.01, "metric": "ndcg@20"},
+        "eval": {"ks": [20], "test": False},
+    })
+    run(cfg)
+    (tmp_path / "sel" / "running").mkdir()  # a run still training: a checkpoint, no results.json
+    shutil.copy(tmp_path / "sel" / "lr0.01" / "best.safetensors", tmp_path / "sel" / "running")
+    sys.path.insert(0, str(root / "benchmarks"))
+    try:
+        import mclmr_confounder as check
+    finally:
+        sys.path.remove(str(root / "benchmarks"))
+    found = check.finished_checkpoints(tmp_path / "sel")
+    assert found == [tmp_path / "sel" / "lr0.01" / "best.safetensors"]
+    row = check.check(found[0])
+    saved = json.loads((tmp_path / "sel" / "lr0.01" / "results.json").read_text())
+    assert row["intervention"]["ndcg@20"] == pytest.approx(saved["best_valid_ndcg@20"], abs=1e-6)
+    model, _ = load_model(found[0])
+    model.eval()
+    with torch.no_grad():
+        model.conformity.copy_(torch.tensor([0.5, -1.0, 2.0]))
+        batch = {"users": torch.tensor([0, 1, 2]), "items": torch.ones(3, 8, dtype=torch.long)}
+        added = check.confounded(model)(batch) - model.score(batch)
+        want = model.conformity[model.user_stratum[batch["users"]]].unsqueeze(1) * model.log_pop
+        assert torch.allclose(added[:, 1:], want[:, 1:], atol=1e-5)
+        assert added[:, 1:].abs().sum() > 0
