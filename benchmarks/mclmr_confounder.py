@@ -14,7 +14,6 @@ Writes results/<name>.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -24,7 +23,7 @@ sys.path.insert(0, str(HERE.parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from llmrec.atomic import write_text  # noqa: E402
+from valid_selection import publish  # noqa: E402  (benchmarks/, on the path when run as a script)
 
 METRICS = ("ndcg@20", "recall@20", "pop10_share@20")
 
@@ -90,11 +89,7 @@ def main() -> None:
     checkpoints = finished_checkpoints(args.folder)
     if not checkpoints:
         raise SystemExit(f"{args.folder}: no finished run with a best.safetensors found")
-    rows = [check(c) for c in checkpoints]
-    out = HERE / "results" / args.name
-    write_text(out.with_suffix(".json"), json.dumps(rows, indent=1))
-    write_text(out.with_suffix(".md"), markdown(rows))
-    print(markdown(rows))
+    publish(args.name, [check(c) for c in checkpoints], markdown)
 
 
 if __name__ == "__main__":

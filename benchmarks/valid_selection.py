@@ -71,8 +71,12 @@ def main() -> None:
     parser.add_argument("folder", type=Path)
     parser.add_argument("--name", required=True, help="results/<name>.{json,md}")
     args = parser.parse_args()
-    rows = collect(args.folder)
-    out = HERE / "results" / args.name
+    publish(args.name, collect(args.folder), markdown)
+
+
+def publish(name: str, rows: list[dict], markdown) -> None:
+    """results/<name>.json (the rows) and .md (``markdown(rows)``), written atomically; prints the table."""
+    out = HERE / "results" / name
     write_text(out.with_suffix(".json"), json.dumps(rows, indent=1))
     write_text(out.with_suffix(".md"), markdown(rows))
     print(markdown(rows))
