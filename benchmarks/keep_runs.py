@@ -45,15 +45,19 @@ def _copy(src: Path, dst: Path, names: tuple[str, ...]) -> None:
                 shutil.copyfile(src / name, tmp)
 
 
+def finished_runs(folder: Path) -> list[Path]:
+    """Folders of the finished training runs under ``folder``: results.json beside metrics.jsonl (an
+    ablation's own summary results.json has none); ablation cells and selection runs alike."""
+    return sorted(p.parent for p in folder.rglob("results.json") if (p.parent / "metrics.jsonl").exists())
+
+
 def keep(src: Path, dst: Path) -> list[Path]:
     """Copies each finished run under ``src`` (or an interests job's resumable state) to the same
     place under ``dst``; returns the runs kept."""
     if (src / "user_emb.json").exists():
         _copy(src, dst, KEPT_INTERESTS)
         return [src]
-    # a finished training run has results.json beside its metrics.jsonl (an ablation's own summary
-    # results.json has none): ablation cells (<backbone>/<variant>/seed<s>) and selection runs alike
-    done = sorted(p.parent for p in src.rglob("results.json") if (p.parent / "metrics.jsonl").exists())
+    done = finished_runs(src)
     for run in done:
         _copy(run, dst / run.relative_to(src), KEPT)
     return done

@@ -20,10 +20,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from valid_selection import publish  # noqa: E402  (benchmarks/, on the path when run as a script)
+from keep_runs import finished_runs  # noqa: E402  (benchmarks/, on the path when run as a script)
+from valid_selection import publish  # noqa: E402
 
 METRICS = ("ndcg@20", "recall@20", "pop10_share@20")
 
@@ -37,27 +37,20 @@ def confounded(model):
 
 
 def finished_checkpoints(folder: Path) -> list[Path]:
-    """best.safetensors of the finished runs (results.json beside it): a running one's best still moves."""
-    return sorted(p.parent / "best.safetensors" for p in folder.rglob("results.json")
-                  if (p.parent / "best.safetensors").exists())
+    """best.safetensors of the finished runs (keep_runs' rule): a running one's best still moves."""
+    return [run / "best.safetensors" for run in finished_runs(folder) if (run / "best.safetensors").exists()]
 
 
 def check(checkpoint: Path) -> dict:
     from llmrec.backbones.plugins.mclmr import MCLMR
-    from llmrec.config import EvalConfig, RunConfig, from_dict
-    from llmrec.data.prepare import TRAIN, VALID, prepare
-    from llmrec.data.sequences import EvalExamples
+    from llmrec.config import EvalConfig
     from llmrec.eval.ranking import evaluate
-    from llmrec.train.checkpoint import load_model
+    from llmrec.train.checkpoint import load_for_eval
 
-    model, ckpt = load_model(checkpoint)
+    model, ckpt, cfg, data, examples, pop = load_for_eval(checkpoint, "valid")
     if not isinstance(model, MCLMR):
         raise SystemExit(f"{checkpoint}: not an MCLMR model ({type(model).__name__})")
-    cfg = from_dict(RunConfig, ckpt["run_config"])
-    data = prepare(cfg.data)
-    examples = EvalExamples.build(data, VALID, cfg.data.max_len)
     ecfg = EvalConfig(ks=[20])
-    pop = np.bincount(data.item[data.split == TRAIN], minlength=data.n_items + 1).astype(float)
     model.eval()
     with torch.no_grad():
         ranked = evaluate(model, examples, ecfg, n_items=data.n_items, popularity=pop).metrics

@@ -82,30 +82,14 @@ def main(args: argparse.Namespace) -> int:
         from llmrec.errors import ConfigError
 
         raise ConfigError(f"unexpected arguments {args.overrides} (overrides belong to `llmrec eval explanations`)")
-    from pathlib import Path
-
-    import numpy as np
-
     from llmrec.commands.common import print_json
-    from llmrec.config import EvalConfig, RunConfig, from_dict
-    from llmrec.data.prepare import TEST, TRAIN, VALID, prepare
-    from llmrec.data.sequences import EvalExamples
-    from llmrec.errors import ConfigError
+    from llmrec.config import EvalConfig
     from llmrec.eval.ranking import evaluate
-    from llmrec.train.checkpoint import load_model
+    from llmrec.train.checkpoint import load_for_eval
     from llmrec.train.run import metrics_table
 
-    if not Path(args.checkpoint).exists():
-        raise ConfigError(f"checkpoint {args.checkpoint} does not exist")
-    model, ckpt = load_model(args.checkpoint)
-    cfg: RunConfig = from_dict(RunConfig, ckpt["run_config"])
-    data = prepare(cfg.data)
-    if data.item_vocab != ckpt["item_vocab"]:
-        raise ConfigError(f"{args.checkpoint}: the dataset's item vocabulary differs from the one "
-                          "the model was trained on (source files changed?)")
-    examples = EvalExamples.build(data, TEST if args.split == "test" else VALID, cfg.data.max_len)
+    model, _, cfg, data, examples, popularity = load_for_eval(args.checkpoint, args.split)
     ecfg = EvalConfig(ks=cfg.eval.ks, mode=args.mode, n_negatives=args.negatives, sampler=args.sampler)
-    popularity = np.bincount(data.item[data.split == TRAIN], minlength=data.n_items + 1).astype(float)
     result = evaluate(model, examples, ecfg, n_items=data.n_items, popularity=popularity, progress=True)
     label = "full ranking" if args.mode == "full" else f"SAMPLED ({args.negatives} {args.sampler} negatives)"
     if args.json:

@@ -169,3 +169,25 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"):
     model = build_backbone(ckpt["backbone"])
     model.load_state_dict(ckpt["model"])
     return model, ckpt
+
+
+def load_for_eval(path: str | Path, split: str = "test"):
+    """A checkpoint's model and its own dataset, rebuilt from the run config the checkpoint holds:
+    (model, checkpoint dict, RunConfig, prepared data, the split's EvalExamples, training item counts
+    for the popularity metrics). A dataset whose item vocabulary differs from the model's is refused."""
+    from llmrec.config import RunConfig, from_dict
+    from llmrec.data.prepare import TEST, TRAIN, VALID, prepare
+    from llmrec.data.sequences import EvalExamples
+    from llmrec.errors import ConfigError
+
+    if not Path(path).exists():
+        raise ConfigError(f"checkpoint {path} does not exist")
+    model, ckpt = load_model(path)
+    cfg: RunConfig = from_dict(RunConfig, ckpt["run_config"])
+    data = prepare(cfg.data)
+    if data.item_vocab != ckpt["item_vocab"]:
+        raise ConfigError(f"{path}: the dataset's item vocabulary differs from the one "
+                          "the model was trained on (source files changed?)")
+    examples = EvalExamples.build(data, TEST if split == "test" else VALID, cfg.data.max_len)
+    popularity = np.bincount(data.item[data.split == TRAIN], minlength=data.n_items + 1).astype(float)
+    return model, ckpt, cfg, data, examples, popularity

@@ -118,3 +118,25 @@ def test_kept_selection_runs_drop_checkpoints_and_still_make_the_selection_table
     for lr in (0.01, 0.001):
         saved = json.loads((tmp_path / "select" / "sasrec" / f"lr{lr}" / "results.json").read_text())
         assert rows[lr]["valid"] == saved["best_valid_ndcg@10"] and rows[lr]["epochs"] == 2
+
+
+def test_load_for_eval_rebuilds_the_split_and_refuses_changed_items(tiny_cfg, tiny_dir, tmp_path):
+    # what `llmrec eval` and benchmarks/mclmr_confounder.py load: the run's own valid split, and a
+    # clear error when the source now holds other items than the model was trained on
+    from llmrec.data.prepare import TRAIN
+    from llmrec.errors import ConfigError
+    from llmrec.train.checkpoint import load_for_eval
+    from tests.conftest import write_atomic_dataset
+
+    cfg = tiny_run(tiny_cfg, tmp_path / "run", epochs=1)
+    cfg.eval.test = False
+    run(cfg)
+    ckpt_path = tmp_path / "run" / "best.safetensors"
+    _, _, _, data, examples, popularity = load_for_eval(ckpt_path, "valid")
+    assert len(examples.users) == data.n_users
+    assert popularity.sum() == (data.split == TRAIN).sum() and popularity[0] == 0
+    write_atomic_dataset(tiny_dir, n_items=40, seed=1)  # the source changed under the run
+    with pytest.raises(ConfigError, match="item vocabulary differs"):
+        load_for_eval(ckpt_path, "valid")
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_for_eval(tmp_path / "none.safetensors")
