@@ -11,7 +11,7 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", "-c", help="ablation YAML (eimf_stage/*.yaml, blade_stage/*.yaml): a run "
+    parser.add_argument("--config", "-c", help="ablation YAML (configs/ablations/*.yaml): a run "
                                                "config plus backbones / seeds / variants [/ baseline / metrics]")
     parser.add_argument("--out", "-o", default="runs/ablate", help="folder of the runs and results.{json,md,png}")
     parser.add_argument("--backbones", nargs="+", help="subset of the config's backbones (or registered names, "

@@ -15,7 +15,7 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["extract", "show", "curve", "shuffle"])
-    parser.add_argument("--config", "-c", help="ESIM YAML config (interests_stage/*.yaml)")
+    parser.add_argument("--config", "-c", help="ESIM YAML config (configs/interests/*.yaml)")
     parser.add_argument("--out", "-o", help="shortcut for out_dir=...; shuffle: the control's folder")
     parser.add_argument("--dry-run", action="store_true", help="extract: print LLM calls and estimated time only")
     parser.add_argument("--limit", type=int, help="extract: stop after N representatives (rerun to continue)")
@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="curve: users also asked individually (the one-call-per-user baseline)")
     parser.add_argument("--downstream", metavar="ABLATION_YAML",
                         help="curve: also train a backbone with each point's interests and without "
-                             "(an eimf_stage/*.yaml; one seed) and report the test NDCG@20 change")
+                             "(a configs/ablations/eimf-*.yaml; one seed) and report the test NDCG@20 change")
     parser.add_argument("--downstream-backbone", default="ibim", help="curve: the backbone of --downstream")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
