@@ -4,8 +4,9 @@
 
 Every ``results.json`` under the folder is one configuration tried; the table lists the backbone,
 plug-ins, training loss (full softmax, or the proposal and K of a sampled one), learning rate, the
-best validation metric, the best epoch and the epochs run. A run that
-computed test metrics is refused: selection figures come from valid only.
+rows it trained on when not every behaviour's (``data.keep_behaviors=target``), the best validation
+metric, the best epoch and the epochs run. A run that computed test metrics is refused: selection
+figures come from valid only.
 Writes results/<name>.{json,md}.
 """
 
@@ -32,7 +33,7 @@ def collect(folder: Path) -> list[dict]:
         cfg = res["config"]
         rows.append({"run": str(path.parent.relative_to(folder)), "backbone": res["backbone"],
                      "plugins": res["plugins"], "loss": loss_label(cfg["backbone"]), "lr": cfg["train"]["lr"],
-                     "seed": cfg["train"]["seed"],
+                     "seed": cfg["train"]["seed"], "train_rows": cfg["data"].get("keep_behaviors", "all"),
                      "metric": metric.removeprefix("best_valid_"), "valid": res[metric],
                      "best_epoch": res["best_epoch"], "epochs": res["epochs"],
                      "train_seconds": round(res["train_seconds"], 1), "dataset": res["dataset"]})
@@ -61,6 +62,8 @@ def markdown(rows: list[dict]) -> str:
              "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in sorted(rows, key=lambda r: (r["backbone"], r["plugins"], r["loss"], r["lr"])):
         model = " + ".join([r["backbone"], *r["plugins"]])
+        if r.get("train_rows", "all") != "all":
+            model += f" ({r['train_rows']}-behaviour rows only)"
         lines.append(f"| {r['run']} | {model} | {r['loss']} | {r['lr']:g} | {r['seed']} | {r['valid']:.4f} | "
                      f"{r['best_epoch']} | {r['epochs']} | {r['train_seconds']} |")
     return "\n".join(lines) + "\n"

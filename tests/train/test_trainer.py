@@ -111,13 +111,18 @@ def test_kept_selection_runs_drop_checkpoints_and_still_make_the_selection_table
                      for name in ("metrics.jsonl", "results.json", "results.md")]
     sys.path.insert(0, str(root / "benchmarks"))
     try:
-        from valid_selection import collect
+        from valid_selection import collect, markdown
     finally:
         sys.path.remove(str(root / "benchmarks"))
     rows = {r["lr"]: r for r in collect(kept)}
     for lr in (0.01, 0.001):
         saved = json.loads((tmp_path / "select" / "sasrec" / f"lr{lr}" / "results.json").read_text())
         assert rows[lr]["valid"] == saved["best_valid_ndcg@10"] and rows[lr]["epochs"] == 2
+        assert rows[lr]["train_rows"] == "all"
+    # a run on the target behaviour's rows alone says so in the table
+    table = markdown([rows[0.01], {**rows[0.001], "train_rows": "target"}]).splitlines()
+    assert "| sasrec (target-behaviour rows only) | full softmax | 0.001 |" in table[-2]
+    assert "| sasrec | full softmax | 0.01 |" in table[-1]
 
 
 def test_load_for_eval_rebuilds_the_split_and_refuses_changed_items(tiny_cfg, tiny_dir, tmp_path):
