@@ -32,14 +32,13 @@ from llmrec.atomic import write_text  # noqa: E402
 
 def main() -> None:
     from llmrec.config import EvalConfig
-    from llmrec.data.prepare import TEST, prepare
+    from llmrec.data.prepare import TEST, prepare, train_counts
     from llmrec.data.sequences import EvalExamples
     from llmrec.data.stats import held_out_seen
     from llmrec.eval.baselines import RecentItems
     from llmrec.eval.bootstrap import paired_bootstrap
     from llmrec.eval.ranking import evaluate
     from llmrec.experiments.ablate import load_ablation, run_config
-    from llmrec.train.run import train_counts
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("config", help="an ablation config (its data section and metrics are used)")

@@ -101,6 +101,11 @@ class Prepared:
                    meta=meta, **tables)
 
 
+def train_counts(data: Prepared) -> np.ndarray:
+    """(n_items + 1,) events per item in the training split (index 0, padding, is 0)."""
+    return np.bincount(data.item[data.split == TRAIN], minlength=data.n_items + 1)
+
+
 def _sorted_ids(values: pd.Series) -> list[str]:
     """Unique ids in numeric order when they are all integers, else lexical."""
     unique = pd.unique(values)

@@ -176,7 +176,7 @@ def load_for_eval(path: str | Path, split: str = "test"):
     (model, checkpoint dict, RunConfig, prepared data, the split's EvalExamples, training item counts
     for the popularity metrics). A dataset whose item vocabulary differs from the model's is refused."""
     from llmrec.config import RunConfig, from_dict
-    from llmrec.data.prepare import TEST, TRAIN, VALID, prepare
+    from llmrec.data.prepare import TEST, VALID, prepare, train_counts
     from llmrec.data.sequences import EvalExamples
     from llmrec.errors import ConfigError
 
@@ -189,5 +189,5 @@ def load_for_eval(path: str | Path, split: str = "test"):
         raise ConfigError(f"{path}: the dataset's item vocabulary differs from the one "
                           "the model was trained on (source files changed?)")
     examples = EvalExamples.build(data, TEST if split == "test" else VALID, cfg.data.max_len)
-    popularity = np.bincount(data.item[data.split == TRAIN], minlength=data.n_items + 1).astype(float)
+    popularity = train_counts(data).astype(float)
     return model, ckpt, cfg, data, examples, popularity

@@ -12,11 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from llmrec.atomic import save_npz, write_text
 from llmrec.config import RunConfig, to_dict
-from llmrec.data.prepare import TEST, TRAIN, VALID, Prepared, prepare
+from llmrec.data.prepare import TEST, VALID, Prepared, prepare, train_counts
 from llmrec.data.sequences import EvalExamples, TrainWindows
 
 
@@ -27,11 +25,6 @@ def metrics_table(metrics: dict[str, float], ks: list[int], *, title: str = "") 
     for label, key in names:
         rows.append(f"| {label} | " + " | ".join(f"{metrics[f'{key}@{k}']:.4f}" for k in ks) + " |")
     return (f"{title}\n\n" if title else "") + "\n".join(rows)
-
-
-def train_counts(data: Prepared) -> np.ndarray:
-    """(n_items + 1,) events per item in the training split (index 0, padding, is 0)."""
-    return np.bincount(data.item[data.split == TRAIN], minlength=data.n_items + 1)
 
 
 def setup(cfg: RunConfig, data: Prepared | None = None):
