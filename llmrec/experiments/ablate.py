@@ -410,7 +410,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
         stds = [r[m]["std"] for r in report["rows"]]
         ax.bar(range(len(means)), means, yerr=stds, capsize=3,
                color=["#999" if r["variant"] == ref else "#3a7" for r in report["rows"]])
-        ax.set_xticks(range(len(means)), labels, fontsize=7)
+        # rotated: longer variant names (esim_qwen_shuffled) overlap their neighbours when level
+        ax.set_xticks(range(len(means)), labels, fontsize=7, rotation=30, ha="right")
         ax.set_title(m)
     fig.suptitle(f"test, mean ± std over seeds {report['seeds']}", fontsize=9)
     fig.tight_layout()
