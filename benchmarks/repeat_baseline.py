@@ -58,6 +58,7 @@ def main() -> None:
     metrics = [m for m in ab["metrics"] if m in refs[next(iter(refs))].per_user]
     report = {"config": args.config, "overrides": args.set, "dataset": data.name,
               "test_users": len(examples.users), "held_out_seen_in_training": held_out_seen(data)["test"],
+              "has_timestamp": bool(data.meta.get("has_timestamp")), "window": cfg.data.max_len,
               "references": {name: {m: r.metrics[m] for m in metrics} for name, r in refs.items()},
               "models": {}, "not_run": []}
     if args.runs:
@@ -94,6 +95,9 @@ def markdown(r: dict, metrics: list[str]) -> str:
     lines = [f"Training-free rankings on {r['dataset']} test ({r['test_users']:,} users, full ranking): "
              f"{r['held_out_seen_in_training']:.1%} of held-out items were already among the user's training events.",
              "", "| ranking | " + " | ".join(metrics) + " |", "|---|" + "---:|" * len(metrics)]
+    if not r.get("has_timestamp", True):  # reports written before this key existed came from timed logs
+        lines[1:1] = ["", f"This source has no timestamps: its \"recent items\" are the user's last {r['window']} "
+                      "training events in file order, not in time (the dataset's page says what that order is)."]
     for name, vals in r["references"].items():
         lines.append(f"| {name} (no training) | " + " | ".join(f"{vals[m]:.4f}" for m in metrics) + " |")
     for name, row in r["models"].items():
