@@ -34,3 +34,24 @@ def test_recent_items_score_through_the_evaluator():
     res = evaluate(RecentItems(np.array([0, 5, 1, 9, 3, 7])), examples, EvalConfig(ks=[1, 5]), n_items=5)
     assert res.per_user["hr@1"].tolist() == [0.0, 0.0]
     np.testing.assert_allclose(res.per_user["ndcg@5"], [1 / np.log2(3), 1 / np.log2(3)], rtol=1e-6)
+
+
+def test_references_report_says_when_recent_means_file_order():
+    import sys
+    from pathlib import Path
+
+    bench = str(Path(__file__).resolve().parents[2] / "benchmarks")
+    sys.path.insert(0, bench)
+    try:
+        from repeat_baseline import markdown
+    finally:
+        sys.path.remove(bench)
+    report = {"dataset": "d", "test_users": 2, "held_out_seen_in_training": 0.5, "window": 50,
+              "references": {"recent items, then popular": {"ndcg@20": 0.25}}, "models": {}, "not_run": []}
+    untimed = markdown({**report, "has_timestamp": False}, ["ndcg@20"])
+    assert "no timestamps" in untimed and "last 50 training events in file order" in untimed
+    assert "| recent items, then popular (no training) | 0.2500 |" in untimed
+    timed = markdown({**report, "has_timestamp": True}, ["ndcg@20"])
+    assert "no timestamps" not in timed and "0.2500" in timed
+    # a report from before the key existed (timed logs only) has no note either
+    assert "no timestamps" not in markdown(report, ["ndcg@20"])
