@@ -92,12 +92,13 @@ REFERENCES = {"recent items, then popular": True, "most popular": False}
 
 
 def markdown(r: dict, metrics: list[str]) -> str:
+    # reports written before the has_timestamp key existed came from timed logs: no note
+    untimed = [] if r.get("has_timestamp", True) else [
+        "", f"This source has no timestamps: its \"recent items\" are the user's last {r['window']} "
+        "training events in file order, not in time (the dataset's page says what that order is)."]
     lines = [f"Training-free rankings on {r['dataset']} test ({r['test_users']:,} users, full ranking): "
              f"{r['held_out_seen_in_training']:.1%} of held-out items were already among the user's training events.",
-             "", "| ranking | " + " | ".join(metrics) + " |", "|---|" + "---:|" * len(metrics)]
-    if not r.get("has_timestamp", True):  # reports written before this key existed came from timed logs
-        lines[1:1] = ["", f"This source has no timestamps: its \"recent items\" are the user's last {r['window']} "
-                      "training events in file order, not in time (the dataset's page says what that order is)."]
+             *untimed, "", "| ranking | " + " | ".join(metrics) + " |", "|---|" + "---:|" * len(metrics)]
     for name, vals in r["references"].items():
         lines.append(f"| {name} (no training) | " + " | ".join(f"{vals[m]:.4f}" for m in metrics) + " |")
     for name, row in r["models"].items():

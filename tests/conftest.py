@@ -19,6 +19,19 @@ ECOMM = SHARED / "data" / "multibehavior" / "alibaba_ecomm"
 BEAUTY = SHARED / "data" / "amazon" / "beauty2014"
 
 
+def benchmark_module(name: str):
+    """Imports benchmarks/<name>.py: scripts, not a package, that import their siblings by name, so
+    benchmarks/ is on the path while the import runs (and only then)."""
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+
+
 def write_atomic_dataset(folder: Path, *, n_users: int = 12, n_items: int = 30, per_user: int = 10,
                          seed: int = 0) -> Path:
     """A RecBole atomic dataset with random but seeded interactions and strictly rising times."""

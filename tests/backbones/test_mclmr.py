@@ -256,13 +256,11 @@ def test_confounder_check_reproduces_the_run_and_adds_the_term_back(tiny_cfg, tm
     # results.json (still training) is not read.
     import json
     import shutil
-    import sys
-    from pathlib import Path
 
     from llmrec.train.checkpoint import load_model
     from llmrec.train.run import run
+    from tests.conftest import benchmark_module
 
-    root = Path(__file__).resolve().parents[2]
     cfg = from_dict(RunConfig, {
         "data": {**vars(tiny_cfg)},
         "backbone": {"name": "mf", "hidden": 16, "plugins": {"mclmr": {"aggregation": False, "cl_weight": 0.0}}},
@@ -273,11 +271,7 @@ def test_confounder_check_reproduces_the_run_and_adds_the_term_back(tiny_cfg, tm
     run(cfg)
     (tmp_path / "sel" / "running").mkdir()  # a run still training: a checkpoint, no results.json
     shutil.copy(tmp_path / "sel" / "lr0.01" / "best.safetensors", tmp_path / "sel" / "running")
-    sys.path.insert(0, str(root / "benchmarks"))
-    try:
-        import mclmr_confounder as check
-    finally:
-        sys.path.remove(str(root / "benchmarks"))
+    check = benchmark_module("mclmr_confounder")
     found = check.finished_checkpoints(tmp_path / "sel")
     assert found == [tmp_path / "sel" / "lr0.01" / "best.safetensors"]
     row = check.check(found[0])

@@ -37,15 +37,9 @@ def test_recent_items_score_through_the_evaluator():
 
 
 def test_references_report_says_when_recent_means_file_order():
-    import sys
-    from pathlib import Path
+    from tests.conftest import benchmark_module
 
-    bench = str(Path(__file__).resolve().parents[2] / "benchmarks")
-    sys.path.insert(0, bench)
-    try:
-        from repeat_baseline import markdown
-    finally:
-        sys.path.remove(bench)
+    markdown = benchmark_module("repeat_baseline").markdown
     report = {"dataset": "d", "test_users": 2, "held_out_seen_in_training": 0.5, "window": 50,
               "references": {"recent items, then popular": {"ndcg@20": 0.25}}, "models": {}, "not_run": []}
     untimed = markdown({**report, "has_timestamp": False}, ["ndcg@20"])

@@ -13,7 +13,7 @@ import torch
 from llmrec.config import RunConfig, from_dict
 from llmrec.train.checkpoint import load_checkpoint, load_model
 from llmrec.train.run import run
-from tests.conftest import crash_then_resume
+from tests.conftest import benchmark_module, crash_then_resume
 
 
 def tiny_run(tiny_cfg, out, **train) -> RunConfig:
@@ -109,11 +109,8 @@ def test_kept_selection_runs_drop_checkpoints_and_still_make_the_selection_table
     files = sorted(str(p.relative_to(kept)) for p in kept.rglob("*") if p.is_file())
     assert files == [f"sasrec/lr{lr}/{name}" for lr in (0.001, 0.01)
                      for name in ("metrics.jsonl", "results.json", "results.md")]
-    sys.path.insert(0, str(root / "benchmarks"))
-    try:
-        from valid_selection import collect, markdown
-    finally:
-        sys.path.remove(str(root / "benchmarks"))
+    selection = benchmark_module("valid_selection")
+    collect, markdown = selection.collect, selection.markdown
     rows = {r["lr"]: r for r in collect(kept)}
     for lr in (0.01, 0.001):
         saved = json.loads((tmp_path / "select" / "sasrec" / f"lr{lr}" / "results.json").read_text())
