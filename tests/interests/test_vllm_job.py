@@ -32,7 +32,7 @@ def test_esim_job_on_vllm_with_structured_output(job_cfg, tmp_path):
     cfg = dataclasses.replace(
         job_cfg, texts=dataclasses.replace(job_cfg.texts, encoder=str(resolve("minilm-l6"))),
         extract=dataclasses.replace(job_cfg.extract, llm=str(resolve("smollm2-135m")), backend="vllm",
-                                    max_new_tokens=96))
+                                    vllm_eager=True, max_new_tokens=96))
     cfg_file, stats_file = tmp_path / "cfg.json", tmp_path / "stats.json"
     cfg_file.write_text(json.dumps(to_dict(cfg)))
     done = subprocess.run([str(VLLM_PYTHON), str(ROOT / "tests" / "interests" / "vllm_job.py"), str(cfg_file),

@@ -35,7 +35,8 @@ def main(folder: str, out: str, n: int = 32) -> None:
     hf_out = hf.generate(reqs, params)
     del hf
     t0 = time.perf_counter()
-    vl = VLLMBackend(folder, max_model_len=1024)
+    # eager: the compile at engine start costs minutes on 2 cores (benchmarks/results/vllm_startup.md)
+    vl = VLLMBackend(folder, max_model_len=1024, enforce_eager=True)
     load = time.perf_counter() - t0
     vl_out = vl.generate(prompts(vl, n), params)
     schema = {"type": "array", "minItems": 2, "maxItems": 3,

@@ -20,7 +20,7 @@ def main(run: str, folder: str, pairs_path: str, out: str) -> None:
     from llmrec.serve.app import create_app
     from llmrec.serve.explainer import Explainer
 
-    explainer = Explainer.from_run(run, backend=VLLMBackend(folder, max_model_len=1024))
+    explainer = Explainer.from_run(run, backend=VLLMBackend(folder, max_model_len=1024, enforce_eager=True))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
