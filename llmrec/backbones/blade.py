@@ -39,6 +39,7 @@ the mean contrastive loss.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from functools import partial
@@ -52,6 +53,8 @@ from llmrec.backbones.base import Backbone
 from llmrec.backbones.blade_aug import AUGMENTATIONS, augment_view, nt_xent
 from llmrec.backbones.layers import SelfAttention, TransformerBlock, causal_mask, init_weights, to_bits
 from llmrec.backbones.sampling import NegativeSampler, item_softmax_ce
+
+log = logging.getLogger("llmrec")
 
 
 @dataclass(kw_only=True)
@@ -313,6 +316,29 @@ class BLADE(Backbone):
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.loss_and_user(batch)[0]
+
+    def inert_on(self, behaviors) -> list[str]:
+        """The switched-on components that cannot change anything on these training steps' sets
+        (bit masks): with one behaviour per step the richness weight is the same everywhere (and it
+        is normalised), co-occurrence addition finds nothing co-occurring and frequency masking
+        would empty every set it touches, so it keeps them. Auxiliary flipping still acts."""
+        import numpy as np
+
+        masks = np.asarray(behaviors, dtype=np.int64)
+        if not len(masks) or ((masks & (masks - 1)) != 0).any():  # some step holds 2+ behaviours
+            return []
+        c = self.config
+        augs = c.augmentations if c.cl_weight > 0 else []
+        return (["richness_weight"] if c.richness_weight else []) + [a for a in ("cooccurrence", "masking") if a in augs]
+
+    def fit_data(self, data) -> None:
+        """Warns (does not change the model) when the training split makes components inert."""
+        from llmrec.data.prepare import TRAIN
+
+        inert = self.inert_on(data.behaviors[data.split == TRAIN])
+        if inert:
+            log.warning("BLADE on %s: every training step has a single behaviour, so %s change nothing "
+                        "here (docs/models/blade.md)", data.name, ", ".join(inert))
 
     def extra_stats(self) -> dict[str, float]:
         """Mean gate weight of each expert and mean contrastive loss since the last call (training)."""

@@ -4,6 +4,10 @@ file and a real MovieLens-100k run with derived behaviours."""
 
 from __future__ import annotations
 
+import logging
+from types import SimpleNamespace
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -18,6 +22,7 @@ from llmrec.backbones.blade_aug import (
 )
 from llmrec.backbones.layers import from_bits, to_bits
 from llmrec.backbones.registry import build_backbone
+from llmrec.data.prepare import TEST, TRAIN
 from tests.backbones.test_contract import tiny_batch
 from tests.conftest import needs_ml100k
 
@@ -165,6 +170,34 @@ def test_augmented_view_keeps_items_and_padding():
         assert not torch.equal(view, batch["behaviors"] * real)
     same = augment_view(batch["behaviors"], real, batch["target_behavior"], 3, list(AUGMENTATIONS), ratio=0.0)
     assert torch.equal(same, batch["behaviors"] * real)
+
+
+def test_single_behaviour_steps_make_three_components_inert_and_fit_data_says_so(caplog):
+    """RetailRocket's case (one behaviour per event): the warning's claim, checked on the model."""
+    torch.manual_seed(0)
+    batch = tiny_batch()
+    single = torch.tensor([1, 2, 4])[torch.randint(3, batch["behaviors"].shape)]  # (B, L) singletons
+    batch = {**batch, "behaviors": single, "target_behaviors": single.roll(-1, 1)}
+    real = batch["items"] != 0
+    for methods in (["cooccurrence"], ["masking"]):  # nothing co-occurs; masking would empty every set
+        view = augment_view(batch["behaviors"], real, batch["target_behavior"], 3, methods, ratio=1.0)
+        assert torch.equal(view, batch["behaviors"] * real)
+    flipped = augment_view(batch["behaviors"], real, batch["target_behavior"], 3, ["flipping"], ratio=1.0)
+    assert not torch.equal(flipped, batch["behaviors"] * real)
+    on, off = tiny_blade(cl_weight=0.0), tiny_blade(richness_weight=False, cl_weight=0.0)
+    off.load_state_dict(on.state_dict())
+    assert torch.allclose(on.loss(batch), off.loss(batch), atol=1e-6)  # a constant, normalised weight
+
+    model = tiny_blade()
+    assert model.inert_on([1, 2, 4, 1]) == ["richness_weight", "cooccurrence", "masking"]
+    assert model.inert_on([1, 0b011]) == []  # one step with two behaviours: all act
+    assert tiny_blade(cl_weight=0.0).inert_on([1, 2]) == ["richness_weight"]  # no views are built
+    assert tiny_blade(richness_weight=False, augmentations=["flipping"]).inert_on([1, 2]) == []
+    data = SimpleNamespace(name="toy", behaviors=np.array([1, 2, 4, 0b011]), split=np.array([TRAIN] * 3 + [TEST]))
+    with caplog.at_level(logging.WARNING, logger="llmrec"):
+        model.fit_data(data)  # the only multi-behaviour row is a test row: not counted
+    assert "BLADE on toy: every training step has a single behaviour, so richness_weight, cooccurrence, " \
+           "masking change nothing" in caplog.text
 
 
 def test_nt_xent_by_hand():
