@@ -404,7 +404,9 @@ def plot(report: dict[str, Any], path: Path) -> None:
     metrics = report.get("metrics", REPORTED)
     ref = "plain" if "plain" in report["variants"] else report["variants"][0]
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
-    labels = [f"{r['backbone']}\n{r['variant']}" for r in report["rows"]]
+    # one line per label: two-line labels, rotated, run into their neighbours
+    one = len({r["backbone"] for r in report["rows"]}) == 1
+    labels = [r["variant"] if one else f"{r['backbone']} / {r['variant']}" for r in report["rows"]]
     for ax, m in zip(axes[0], metrics):
         means = [r[m]["mean"] for r in report["rows"]]
         stds = [r[m]["std"] for r in report["rows"]]
