@@ -94,7 +94,7 @@ def main() -> None:
               "cpus": len(os.sched_getaffinity(0)), "rows": rows}
     (out / "vllm_startup.json").write_text(json.dumps(result, indent=1))
     comp = rows[0]
-    md = ["| mode | engine start, s (median) | starts, s | generate 32 prompts, s (median) | vs compiled | "
+    md = [f"| mode | engine start, s (median) | starts, s | generate {args.prompts} prompts, s (median) | vs compiled | "
           f"outputs equal to compiled (of {args.prompts}) |", "|---|---|---|---|---|---|"]
     for r in rows:
         md.append(f"| {r['mode']} (enforce_eager={r['enforce_eager']}) | {r['start_s']:.1f} | "
