@@ -76,8 +76,9 @@ def main() -> None:
             # the folder prepared by this environment (the vLLM one need not hold the weight packages)
             cmd = [args.vllm_python, __file__, "--child", mode, str(dst), "--model", str(resolve(args.model)),
                    "--prompts", str(args.prompts), "--new-tokens", str(args.new_tokens)]
+            # the child runs this file as a script, so benchmarks/ (llm_throughput) is already on its path
             done = subprocess.run(cmd, capture_output=True, text=True,
-                                  env={**os.environ, "PYTHONPATH": f"{HERE.parent}{os.pathsep}{HERE}"})
+                                  env={**os.environ, "PYTHONPATH": str(HERE.parent)})
             if done.returncode != 0:
                 raise SystemExit(f"vLLM child ({mode}, repeat {r}) failed:\n{done.stderr[-4000:]}")
             runs.append(json.loads(dst.read_text()))
